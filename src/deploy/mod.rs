@@ -1,0 +1,8 @@
+//! Deploys: pure strategy state machines and trigger evaluation, thin adapters for the cluster, metrics
+//! and health probes.
+
+pub mod cluster;
+pub mod health;
+pub mod metrics;
+pub mod strategy;
+pub mod triggers;

@@ -1,0 +1,1 @@
+//! Errors at the top boundary and their exit codes.

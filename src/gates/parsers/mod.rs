@@ -1,0 +1,1 @@
+//! Parsers: pure functions from a tool's bytes to findings.

@@ -1,0 +1,1 @@
+//! GitHub: the octocrab adapter behind small traits; the one retry policy lives here.

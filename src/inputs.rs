@@ -1,0 +1,1 @@
+//! Inputs and GitHub context.

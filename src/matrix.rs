@@ -1,0 +1,1 @@
+//! The test matrix of a tier as GitHub `strategy.matrix` JSON.

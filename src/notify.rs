@@ -1,0 +1,1 @@
+//! Notifications: Slack / Datadog / Sentry webhooks.

@@ -1,0 +1,1 @@
+//! Plan: pure (inputs, context, policy) → Plan.

@@ -1,0 +1,1 @@
+//! Runtime plumbing: GITHUB_OUTPUT, step summary, workflow commands.

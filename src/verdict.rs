@@ -1,0 +1,1 @@
+//! Verdict: pure (findings, policy, overrides) → per-gate verdict and decision.
