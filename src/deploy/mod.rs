@@ -1,6 +1,7 @@
 //! Deploys: pure strategy state machines and trigger evaluation, thin adapters for the cluster, metrics
 //! and health probes.
 
+pub mod bluegreen;
 pub mod cluster;
 pub mod health;
 pub mod metrics;

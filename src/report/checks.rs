@@ -1,0 +1,1 @@
+//! Check-run payloads: titles, summaries, annotations in batches of 50, truncation. Pure.

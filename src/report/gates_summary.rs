@@ -1,0 +1,1 @@
+//! The gates part of the job summary and the terminal report. Pure.
