@@ -61,7 +61,11 @@ pub fn default_action(s: Severity) -> Action {
 pub fn action_for(spec: &GateSpec, f: &Finding) -> Action {
     match f.class {
         FindingClass::Secret | FindingClass::DeniedLicense => Action::Block,
-        FindingClass::General => spec.severity.get(&f.severity).copied().unwrap_or_else(|| default_action(f.severity)),
+        FindingClass::General => spec
+            .severity
+            .get(&f.severity)
+            .copied()
+            .unwrap_or_else(|| default_action(f.severity)),
     }
 }
 
@@ -80,8 +84,21 @@ pub struct LabelApproval {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum OverrideUse {
-    Exception { gate: String, fingerprint: String, rule: String, approver: String, reason: String, expires: NaiveDate },
-    Label { gate: String, label: String, pr: u64, user: String, approver: String },
+    Exception {
+        gate: String,
+        fingerprint: String,
+        rule: String,
+        approver: String,
+        reason: String,
+        expires: NaiveDate,
+    },
+    Label {
+        gate: String,
+        label: String,
+        pr: u64,
+        user: String,
+        approver: String,
+    },
 }
 
 /// Everything the verdict reads besides the gates.
@@ -169,11 +186,19 @@ fn counts_in_scope(scope: DiffScope, class: DiffClass, f: &Finding) -> bool {
 }
 
 fn fmt_ms(ms: f64) -> String {
-    if ms >= 1000.0 { format!("{:.2}s", ms / 1000.0) } else { format!("{ms:.0}ms") }
+    if ms >= 1000.0 {
+        format!("{:.2}s", ms / 1000.0)
+    } else {
+        format!("{ms:.0}ms")
+    }
 }
 
 /// Judges one gate. Pure.
-pub fn judge_gate(g: GateInput<'_>, ctx: &VerdictContext<'_>, overrides: &mut Vec<OverrideUse>) -> GateVerdict {
+pub fn judge_gate(
+    g: GateInput<'_>,
+    ctx: &VerdictContext<'_>,
+    overrides: &mut Vec<OverrideUse>,
+) -> GateVerdict {
     let spec = g.spec;
     let mut reasons: Vec<(Decision, String)> = Vec::new();
     let mut decision = Decision::Allow;
@@ -192,8 +217,12 @@ pub fn judge_gate(g: GateInput<'_>, ctx: &VerdictContext<'_>, overrides: &mut Ve
         raise(Decision::Block, why, &mut decision);
     }
 
-    let active: BTreeMap<&str, &Exception> =
-        ctx.exceptions.iter().filter(|e| e.expires >= ctx.today).map(|e| (e.fingerprint.as_str(), e)).collect();
+    let active: BTreeMap<&str, &Exception> = ctx
+        .exceptions
+        .iter()
+        .filter(|e| e.expires >= ctx.today)
+        .map(|e| (e.fingerprint.as_str(), e))
+        .collect();
     let mut findings: Vec<JudgedFinding> = Vec::new();
     let mut diff_counts = ctx.diff.map(|_| DiffCounts::default());
     for f in g.outcome.findings() {
@@ -214,7 +243,10 @@ pub fn judge_gate(g: GateInput<'_>, ctx: &VerdictContext<'_>, overrides: &mut Ve
                 match action {
                     Action::Block => raise(
                         Decision::Block,
-                        format!("exception for {} ({}) not applied: the finding blocks and cannot be excepted", f.fingerprint, f.rule),
+                        format!(
+                            "exception for {} ({}) not applied: the finding blocks and cannot be excepted",
+                            f.fingerprint, f.rule
+                        ),
                         &mut decision,
                     ),
                     Action::Ignore | Action::Warn | Action::NeedsApproval => {
@@ -232,7 +264,13 @@ pub fn judge_gate(g: GateInput<'_>, ctx: &VerdictContext<'_>, overrides: &mut Ve
             }
         }
         let counted = in_scope && excepted_by.is_none();
-        findings.push(JudgedFinding { finding: f.clone(), action, diff, counted, excepted_by });
+        findings.push(JudgedFinding {
+            finding: f.clone(),
+            action,
+            diff,
+            counted,
+            excepted_by,
+        });
     }
 
     let mut counts: BTreeMap<Severity, u32> = BTreeMap::new();
@@ -249,36 +287,80 @@ pub fn judge_gate(g: GateInput<'_>, ctx: &VerdictContext<'_>, overrides: &mut Ve
         }
     }
     if secrets > 0 {
-        raise(Decision::Block, format!("{secrets} secret(s) detected"), &mut decision);
+        raise(
+            Decision::Block,
+            format!("{secrets} secret(s) detected"),
+            &mut decision,
+        );
     }
     if denied > 0 {
-        raise(Decision::Block, format!("{denied} dependency licence(s) denied by the policy"), &mut decision);
+        raise(
+            Decision::Block,
+            format!("{denied} dependency licence(s) denied by the policy"),
+            &mut decision,
+        );
     }
-    let blocking = by_action.get(&Action::Block).copied().unwrap_or(0).saturating_sub(secrets + denied);
+    let blocking = by_action
+        .get(&Action::Block)
+        .copied()
+        .unwrap_or(0)
+        .saturating_sub(secrets + denied);
     if blocking > 0 {
-        raise(Decision::Block, format!("{blocking} finding(s) at a blocking severity"), &mut decision);
+        raise(
+            Decision::Block,
+            format!("{blocking} finding(s) at a blocking severity"),
+            &mut decision,
+        );
     }
-    if let Some(n) = by_action.get(&Action::NeedsApproval).copied().filter(|n| *n > 0) {
-        raise(Decision::NeedsApproval, format!("{n} finding(s) need approval"), &mut decision);
+    if let Some(n) = by_action
+        .get(&Action::NeedsApproval)
+        .copied()
+        .filter(|n| *n > 0)
+    {
+        raise(
+            Decision::NeedsApproval,
+            format!("{n} finding(s) need approval"),
+            &mut decision,
+        );
     }
     let total: u32 = counts.values().sum();
     if let Some(max) = spec.block_over {
         if total > max {
-            raise(Decision::Block, format!("{total} finding(s), the policy allows at most {max}"), &mut decision);
+            raise(
+                Decision::Block,
+                format!("{total} finding(s), the policy allows at most {max}"),
+                &mut decision,
+            );
         }
     }
 
     // Coverage: the highest of the gate's, the tier's and the environment's minimum.
-    let reports_coverage = spec.coverage.is_some() || spec.parser == ParserKind::Cobertura || g.metrics.coverage.is_some();
-    let min = [spec.coverage_min, ctx.tier.coverage_min, ctx.env_coverage_min].into_iter().flatten().map(|r| r.0).fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))));
+    let reports_coverage = spec.coverage.is_some()
+        || spec.parser == ParserKind::Cobertura
+        || g.metrics.coverage.is_some();
+    let min = [
+        spec.coverage_min,
+        ctx.tier.coverage_min,
+        ctx.env_coverage_min,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|r| r.0)
+    .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))));
     let coverage_min = if reports_coverage { min } else { None };
     if let Some(min) = coverage_min {
         if !failed {
             match g.metrics.coverage {
-                None => raise(Decision::Block, format!("no coverage figure was read, minimum is {}", Ratio(min)), &mut decision),
-                Some(c) if c < min => {
-                    raise(Decision::Block, format!("coverage {} is below the minimum {}", Ratio(c), Ratio(min)), &mut decision)
-                }
+                None => raise(
+                    Decision::Block,
+                    format!("no coverage figure was read, minimum is {}", Ratio(min)),
+                    &mut decision,
+                ),
+                Some(c) if c < min => raise(
+                    Decision::Block,
+                    format!("coverage {} is below the minimum {}", Ratio(c), Ratio(min)),
+                    &mut decision,
+                ),
                 Some(_) => {}
             }
         }
@@ -288,17 +370,51 @@ pub fn judge_gate(g: GateInput<'_>, ctx: &VerdictContext<'_>, overrides: &mut Ve
     if let (Some(b), false) = (&spec.budgets, failed) {
         let perf = g.metrics.perf.unwrap_or_default();
         let checks: [(&str, Option<f64>, Option<f64>, bool); 4] = [
-            ("page load", b.page_load.map(|d| d.as_secs_f64() * 1000.0), perf.page_load_ms, true),
-            ("API response", b.api.map(|d| d.as_secs_f64() * 1000.0), perf.api_ms, true),
-            ("certificate generation", b.certificate_generation.map(|d| d.as_secs_f64() * 1000.0), perf.certificate_generation_ms, true),
-            ("error rate", b.error_rate.map(|r| r.0), perf.error_rate, false),
+            (
+                "page load",
+                b.page_load.map(|d| d.as_secs_f64() * 1000.0),
+                perf.page_load_ms,
+                true,
+            ),
+            (
+                "API response",
+                b.api.map(|d| d.as_secs_f64() * 1000.0),
+                perf.api_ms,
+                true,
+            ),
+            (
+                "certificate generation",
+                b.certificate_generation.map(|d| d.as_secs_f64() * 1000.0),
+                perf.certificate_generation_ms,
+                true,
+            ),
+            (
+                "error rate",
+                b.error_rate.map(|r| r.0),
+                perf.error_rate,
+                false,
+            ),
         ];
         for (name, budget, got, is_time) in checks {
             let Some(budget) = budget else { continue };
-            let show = |v: f64| if is_time { fmt_ms(v) } else { Ratio(v).to_string() };
+            let show = |v: f64| {
+                if is_time {
+                    fmt_ms(v)
+                } else {
+                    Ratio(v).to_string()
+                }
+            };
             match got {
-                None => raise(Decision::Block, format!("{name} was not measured (budget {})", show(budget)), &mut decision),
-                Some(v) if v > budget => raise(Decision::Block, format!("{name} {} is over its budget {}", show(v), show(budget)), &mut decision),
+                None => raise(
+                    Decision::Block,
+                    format!("{name} was not measured (budget {})", show(budget)),
+                    &mut decision,
+                ),
+                Some(v) if v > budget => raise(
+                    Decision::Block,
+                    format!("{name} {} is over its budget {}", show(v), show(budget)),
+                    &mut decision,
+                ),
                 Some(_) => {}
             }
         }
@@ -307,7 +423,13 @@ pub fn judge_gate(g: GateInput<'_>, ctx: &VerdictContext<'_>, overrides: &mut Ve
     if decision == Decision::NeedsApproval {
         if let Some(l) = ctx.label_approval {
             decision = Decision::Allow;
-            reasons.push((Decision::Allow, format!("approved by label `{}` added by {} ({})", l.label, l.user, l.approver)));
+            reasons.push((
+                Decision::Allow,
+                format!(
+                    "approved by label `{}` added by {} ({})",
+                    l.label, l.user, l.approver
+                ),
+            ));
             overrides.push(OverrideUse::Label {
                 gate: spec.name.clone(),
                 label: l.label.clone(),
@@ -334,12 +456,29 @@ pub fn judge_gate(g: GateInput<'_>, ctx: &VerdictContext<'_>, overrides: &mut Ve
 /// Judges every gate and decides the run: the most severe gate decision. Pure.
 pub fn decide(gates: &[GateInput<'_>], ctx: &VerdictContext<'_>) -> Verdict {
     let mut overrides = Vec::new();
-    let mut verdicts: Vec<GateVerdict> = gates.iter().map(|g| judge_gate(*g, ctx, &mut overrides)).collect();
+    let mut verdicts: Vec<GateVerdict> = gates
+        .iter()
+        .map(|g| judge_gate(*g, ctx, &mut overrides))
+        .collect();
     verdicts.sort_by(|a, b| a.gate.cmp(&b.gate));
     overrides.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
-    let decision = verdicts.iter().map(|g| g.decision).max().unwrap_or(Decision::Allow);
-    let expired_exceptions = ctx.exceptions.iter().filter(|e| e.expires < ctx.today).cloned().collect();
-    Verdict { decision, gates: verdicts, overrides, expired_exceptions }
+    let decision = verdicts
+        .iter()
+        .map(|g| g.decision)
+        .max()
+        .unwrap_or(Decision::Allow);
+    let expired_exceptions = ctx
+        .exceptions
+        .iter()
+        .filter(|e| e.expires < ctx.today)
+        .cloned()
+        .collect();
+    Verdict {
+        decision,
+        gates: verdicts,
+        overrides,
+        expired_exceptions,
+    }
 }
 
 #[cfg(test)]
@@ -371,7 +510,12 @@ mod tests {
     }
 
     fn tier(min: Option<f64>) -> TierSpec {
-        TierSpec { name: "t".into(), gates: vec![], matrix: None, coverage_min: min.map(Ratio) }
+        TierSpec {
+            name: "t".into(),
+            gates: vec![],
+            matrix: None,
+            coverage_min: min.map(Ratio),
+        }
     }
 
     fn day(s: &str) -> NaiveDate {
@@ -395,11 +539,22 @@ mod tests {
     }
 
     fn findings(v: Vec<Finding>) -> GateOutcome {
-        if v.is_empty() { GateOutcome::Passed } else { GateOutcome::Findings { findings: v } }
+        if v.is_empty() {
+            GateOutcome::Passed
+        } else {
+            GateOutcome::Findings { findings: v }
+        }
     }
 
     fn one(s: &GateSpec, o: &GateOutcome, m: &Metrics, c: &VerdictContext<'_>) -> Verdict {
-        decide(&[GateInput { spec: s, outcome: o, metrics: m }], c)
+        decide(
+            &[GateInput {
+                spec: s,
+                outcome: o,
+                metrics: m,
+            }],
+            c,
+        )
     }
 
     /// The default severity table, row by row.
@@ -417,7 +572,11 @@ mod tests {
             (Severity::Info, Decision::Allow),
         ];
         for (sev, want) in cases {
-            assert_eq!(one(&s, &findings(vec![f(sev, "a.py", 1)]), &m, &c).decision, want, "{sev}");
+            assert_eq!(
+                one(&s, &findings(vec![f(sev, "a.py", 1)]), &m, &c).decision,
+                want,
+                "{sev}"
+            );
         }
     }
 
@@ -429,10 +588,24 @@ mod tests {
         let s = spec("g", ParserKind::Flake8Json);
         let m = Metrics::default();
         let outs = [
-            GateOutcome::FailedToStart { program: "flake8".into(), missing: true, message: "`flake8` was not found on PATH".into() },
-            GateOutcome::Crashed { status: ExitStatus::Code(137), message: "ended with exit code 137".into(), stderr_tail: String::new() },
-            GateOutcome::TimedOut { after: Duration::from_secs(2), stderr_tail: String::new() },
-            GateOutcome::Unparseable { message: "parse flake8 json output: expected value".into(), stderr_tail: String::new() },
+            GateOutcome::FailedToStart {
+                program: "flake8".into(),
+                missing: true,
+                message: "`flake8` was not found on PATH".into(),
+            },
+            GateOutcome::Crashed {
+                status: ExitStatus::Code(137),
+                message: "ended with exit code 137".into(),
+                stderr_tail: String::new(),
+            },
+            GateOutcome::TimedOut {
+                after: Duration::from_secs(2),
+                stderr_tail: String::new(),
+            },
+            GateOutcome::Unparseable {
+                message: "parse flake8 json output: expected value".into(),
+                stderr_tail: String::new(),
+            },
         ];
         for o in outs {
             let v = one(&s, &o, &m, &c);
@@ -449,7 +622,12 @@ mod tests {
         let c = ctx(&t, &[]);
         let mut s = spec("lint", ParserKind::Flake8Json);
         s.block_over = Some(0);
-        let v = one(&s, &findings(vec![f(Severity::Low, "a.py", 1)]), &Metrics::default(), &c);
+        let v = one(
+            &s,
+            &findings(vec![f(Severity::Low, "a.py", 1)]),
+            &Metrics::default(),
+            &c,
+        );
         assert_eq!(v.decision, Decision::Block);
         assert!(v.gates[0].reasons[0].contains("at most 0"));
     }
@@ -461,13 +639,28 @@ mod tests {
         let c = ctx(&t, &[]);
         let mut s = spec("unit", ParserKind::Junit);
         s.coverage = Some("cov.xml".into());
-        let low = Metrics { coverage: Some(0.2764), ..Metrics::default() };
+        let low = Metrics {
+            coverage: Some(0.2764),
+            ..Metrics::default()
+        };
         let v = one(&s, &GateOutcome::Passed, &low, &c);
         assert_eq!(v.decision, Decision::Block);
-        assert_eq!(v.gates[0].reasons, vec!["coverage 27.64% is below the minimum 80%".to_string()]);
-        let ok = Metrics { coverage: Some(0.8191), ..Metrics::default() };
-        assert_eq!(one(&s, &GateOutcome::Passed, &ok, &c).decision, Decision::Allow);
-        assert_eq!(one(&s, &GateOutcome::Passed, &Metrics::default(), &c).decision, Decision::Block);
+        assert_eq!(
+            v.gates[0].reasons,
+            vec!["coverage 27.64% is below the minimum 80%".to_string()]
+        );
+        let ok = Metrics {
+            coverage: Some(0.8191),
+            ..Metrics::default()
+        };
+        assert_eq!(
+            one(&s, &GateOutcome::Passed, &ok, &c).decision,
+            Decision::Allow
+        );
+        assert_eq!(
+            one(&s, &GateOutcome::Passed, &Metrics::default(), &c).decision,
+            Decision::Block
+        );
     }
 
     /// Performance over budget or not measured blocks.
@@ -483,12 +676,23 @@ mod tests {
             error_rate: Some(Ratio(0.001)),
         });
         let m = |api: f64, err: Option<f64>| Metrics {
-            perf: Some(crate::gates::parsers::PerfMetrics { page_load_ms: Some(900.0), api_ms: Some(api), certificate_generation_ms: None, error_rate: err }),
+            perf: Some(crate::gates::parsers::PerfMetrics {
+                page_load_ms: Some(900.0),
+                api_ms: Some(api),
+                certificate_generation_ms: None,
+                error_rate: err,
+            }),
             ..Metrics::default()
         };
-        assert_eq!(one(&s, &GateOutcome::Passed, &m(400.0, Some(0.0005)), &c).decision, Decision::Allow);
+        assert_eq!(
+            one(&s, &GateOutcome::Passed, &m(400.0, Some(0.0005)), &c).decision,
+            Decision::Allow
+        );
         let v = one(&s, &GateOutcome::Passed, &m(1400.0, Some(0.0005)), &c);
-        assert_eq!(v.gates[0].reasons, vec!["API response 1.40s is over its budget 1.00s".to_string()]);
+        assert_eq!(
+            v.gates[0].reasons,
+            vec!["API response 1.40s is over its budget 1.00s".to_string()]
+        );
         let v = one(&s, &GateOutcome::Passed, &m(400.0, None), &c);
         assert_eq!(v.decision, Decision::Block);
     }
@@ -500,7 +704,12 @@ mod tests {
         let mut s = spec("secrets", ParserKind::DetectSecrets);
         s.severity.insert(Severity::Critical, Action::Ignore);
         let sec = f(Severity::Critical, "config.py", 4).classed(FindingClass::Secret);
-        let ex = [Exception { fingerprint: sec.fingerprint.clone(), reason: "r".into(), approver: "a".into(), expires: day("2030-01-01") }];
+        let ex = [Exception {
+            fingerprint: sec.fingerprint.clone(),
+            reason: "r".into(),
+            approver: "a".into(),
+            expires: day("2030-01-01"),
+        }];
         let c = ctx(&t, &ex);
         let v = one(&s, &findings(vec![sec]), &Metrics::default(), &c);
         assert_eq!(v.decision, Decision::Block);
@@ -513,12 +722,32 @@ mod tests {
         let t = tier(None);
         let s = spec("deps", ParserKind::PipAudit);
         let high = f(Severity::High, "a.py", 1);
-        let live = Exception { fingerprint: high.fingerprint.clone(), reason: "no fix yet".into(), approver: "alice".into(), expires: day("2026-11-27") };
-        let v = one(&s, &findings(vec![high.clone()]), &Metrics::default(), &ctx(&t, std::slice::from_ref(&live)));
+        let live = Exception {
+            fingerprint: high.fingerprint.clone(),
+            reason: "no fix yet".into(),
+            approver: "alice".into(),
+            expires: day("2026-11-27"),
+        };
+        let v = one(
+            &s,
+            &findings(vec![high.clone()]),
+            &Metrics::default(),
+            &ctx(&t, std::slice::from_ref(&live)),
+        );
         assert_eq!(v.decision, Decision::Allow);
-        assert!(matches!(&v.overrides[0], OverrideUse::Exception { approver, reason, .. } if approver == "alice" && reason == "no fix yet"));
-        let old = Exception { expires: day("2026-11-26"), ..live };
-        let v = one(&s, &findings(vec![high]), &Metrics::default(), &ctx(&t, std::slice::from_ref(&old)));
+        assert!(
+            matches!(&v.overrides[0], OverrideUse::Exception { approver, reason, .. } if approver == "alice" && reason == "no fix yet")
+        );
+        let old = Exception {
+            expires: day("2026-11-26"),
+            ..live
+        };
+        let v = one(
+            &s,
+            &findings(vec![high]),
+            &Metrics::default(),
+            &ctx(&t, std::slice::from_ref(&old)),
+        );
         assert_eq!(v.decision, Decision::NeedsApproval);
         assert_eq!(v.expired_exceptions, vec![old]);
     }
@@ -527,14 +756,29 @@ mod tests {
     #[test]
     fn label_override() {
         let t = tier(None);
-        let l = LabelApproval { label: "fm-deploy/approve-high".into(), pr: 7, user: "bob".into(), approver: "org/security".into() };
+        let l = LabelApproval {
+            label: "fm-deploy/approve-high".into(),
+            pr: 7,
+            user: "bob".into(),
+            approver: "org/security".into(),
+        };
         let mut c = ctx(&t, &[]);
         c.label_approval = Some(&l);
         let s = spec("bandit", ParserKind::Bandit);
-        let v = one(&s, &findings(vec![f(Severity::High, "a.py", 1)]), &Metrics::default(), &c);
+        let v = one(
+            &s,
+            &findings(vec![f(Severity::High, "a.py", 1)]),
+            &Metrics::default(),
+            &c,
+        );
         assert_eq!(v.decision, Decision::Allow);
         assert!(matches!(&v.overrides[0], OverrideUse::Label { user, .. } if user == "bob"));
-        let v = one(&s, &findings(vec![f(Severity::Critical, "a.py", 1)]), &Metrics::default(), &c);
+        let v = one(
+            &s,
+            &findings(vec![f(Severity::Critical, "a.py", 1)]),
+            &Metrics::default(),
+            &c,
+        );
         assert_eq!(v.decision, Decision::Block);
     }
 
@@ -542,7 +786,10 @@ mod tests {
     #[test]
     fn diff_scope() {
         let t = tier(None);
-        let idx = crate::gates::diff::parse_unified_diff("diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1 +1,2 @@\n+x\n+y\n").unwrap();
+        let idx = crate::gates::diff::parse_unified_diff(
+            "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1 +1,2 @@\n+x\n+y\n",
+        )
+        .unwrap();
         let mut c = ctx(&t, &[]);
         c.diff = Some(&idx);
         c.diff_scope = DiffScope::NewInDiff;
@@ -550,14 +797,31 @@ mod tests {
         let fs = vec![f(Severity::High, "a.py", 9), f(Severity::High, "b.py", 1)];
         let v = one(&s, &findings(fs.clone()), &Metrics::default(), &c);
         assert_eq!(v.decision, Decision::Allow);
-        assert_eq!(v.gates[0].diff_counts, Some(DiffCounts { new_in_diff: 0, in_changed_file: 1, pre_existing: 1, not_file_bound: 0 }));
+        assert_eq!(
+            v.gates[0].diff_counts,
+            Some(DiffCounts {
+                new_in_diff: 0,
+                in_changed_file: 1,
+                pre_existing: 1,
+                not_file_bound: 0
+            })
+        );
         let mut more = fs;
         more.push(f(Severity::High, "a.py", 2));
-        assert_eq!(one(&s, &findings(more), &Metrics::default(), &c).decision, Decision::NeedsApproval);
+        assert_eq!(
+            one(&s, &findings(more), &Metrics::default(), &c).decision,
+            Decision::NeedsApproval
+        );
     }
 
     fn arb_sev() -> impl Strategy<Value = Severity> {
-        prop_oneof![Just(Severity::Info), Just(Severity::Low), Just(Severity::Medium), Just(Severity::High), Just(Severity::Critical)]
+        prop_oneof![
+            Just(Severity::Info),
+            Just(Severity::Low),
+            Just(Severity::Medium),
+            Just(Severity::High),
+            Just(Severity::Critical)
+        ]
     }
 
     proptest! {

@@ -30,11 +30,18 @@ pub struct DiffIndex {
 /// The argv that produces what [`parse_unified_diff`] reads. `base` and `head` are passed as
 /// separate arguments, never through a shell.
 pub fn git_diff_argv(base: &str, head: &str) -> Vec<String> {
-    ["git", "diff", "--unified=0", "--no-color", "--no-ext-diff", "--find-renames"]
-        .into_iter()
-        .map(String::from)
-        .chain([format!("{base}...{head}"), "--".to_string()])
-        .collect()
+    [
+        "git",
+        "diff",
+        "--unified=0",
+        "--no-color",
+        "--no-ext-diff",
+        "--find-renames",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain([format!("{base}...{head}"), "--".to_string()])
+    .collect()
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -42,7 +49,9 @@ pub fn git_diff_argv(base: &str, head: &str) -> Vec<String> {
 pub struct DiffError(String);
 
 fn unquote(p: &str) -> &str {
-    p.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(p)
+    p.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(p)
 }
 
 /// Parses `git diff --unified=0` output. Deleted files are not "changed" (nothing of them is left
@@ -81,13 +90,21 @@ pub fn parse_unified_diff(text: &str) -> Result<DiffIndex, DiffError> {
                 .find_map(|w| w.strip_prefix('+'))
                 .ok_or_else(|| DiffError(format!("bad hunk header on line {}", i + 1)))?;
             let mut it = new.splitn(2, ',');
-            let start: u32 = it.next().and_then(|s| s.parse().ok()).ok_or_else(|| DiffError(format!("bad hunk start on line {}", i + 1)))?;
+            let start: u32 = it
+                .next()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| DiffError(format!("bad hunk start on line {}", i + 1)))?;
             let len: u32 = match it.next() {
-                Some(l) => l.parse().map_err(|_| DiffError(format!("bad hunk length on line {}", i + 1)))?,
+                Some(l) => l
+                    .parse()
+                    .map_err(|_| DiffError(format!("bad hunk length on line {}", i + 1)))?,
                 None => 1,
             };
             if len > 0 {
-                idx.files.entry(file.clone()).or_default().push((start, start.saturating_add(len - 1)));
+                idx.files
+                    .entry(file.clone())
+                    .or_default()
+                    .push((start, start.saturating_add(len - 1)));
             }
         }
     }
@@ -96,8 +113,12 @@ pub fn parse_unified_diff(text: &str) -> Result<DiffIndex, DiffError> {
 
 impl DiffIndex {
     pub fn classify(&self, f: &Finding) -> DiffClass {
-        let Some(path) = f.path.as_deref() else { return DiffClass::NotFileBound };
-        let Some(ranges) = self.files.get(path) else { return DiffClass::PreExisting };
+        let Some(path) = f.path.as_deref() else {
+            return DiffClass::NotFileBound;
+        };
+        let Some(ranges) = self.files.get(path) else {
+            return DiffClass::PreExisting;
+        };
         let lo = f.line.unwrap_or(0);
         let hi = f.end_line.unwrap_or(lo).max(lo);
         if f.line.is_some() && ranges.iter().any(|(a, b)| lo <= *b && hi >= *a) {
@@ -143,14 +164,29 @@ Binary files a/img.png and b/img.png differ
     #[test]
     fn classifies_findings() {
         let idx = parse_unified_diff(DIFF).unwrap();
-        assert_eq!(idx.files.get("certsolver/solver.py"), Some(&vec![(11, 12), (42, 42)]));
+        assert_eq!(
+            idx.files.get("certsolver/solver.py"),
+            Some(&vec![(11, 12), (42, 42)])
+        );
         assert!(!idx.files.contains_key("old.py"));
         assert!(idx.files.contains_key("img.png"));
-        assert_eq!(idx.classify(&at("certsolver/solver.py", 12)), DiffClass::NewInDiff);
-        assert_eq!(idx.classify(&at("certsolver/solver.py", 42)), DiffClass::NewInDiff);
-        assert_eq!(idx.classify(&at("certsolver/solver.py", 13)), DiffClass::InChangedFile);
+        assert_eq!(
+            idx.classify(&at("certsolver/solver.py", 12)),
+            DiffClass::NewInDiff
+        );
+        assert_eq!(
+            idx.classify(&at("certsolver/solver.py", 42)),
+            DiffClass::NewInDiff
+        );
+        assert_eq!(
+            idx.classify(&at("certsolver/solver.py", 13)),
+            DiffClass::InChangedFile
+        );
         assert_eq!(idx.classify(&at("other.py", 1)), DiffClass::PreExisting);
-        assert_eq!(idx.classify(&Finding::new("t", "r", Severity::Low, "m")), DiffClass::NotFileBound);
+        assert_eq!(
+            idx.classify(&Finding::new("t", "r", Severity::Low, "m")),
+            DiffClass::NotFileBound
+        );
     }
 
     /// The git argv keeps base and head as one argument, never a shell string.

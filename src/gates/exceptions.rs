@@ -27,14 +27,27 @@ pub struct Exception {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ExceptionsError {
     #[error("parse exceptions file {file} at line {line}: {message}")]
-    Yaml { file: String, line: usize, message: String },
+    Yaml {
+        file: String,
+        line: usize,
+        message: String,
+    },
     #[error("read exceptions file {file}: entry {index} (line {line}): {message}")]
-    Entry { file: String, index: usize, line: usize, message: String },
+    Entry {
+        file: String,
+        index: usize,
+        line: usize,
+        message: String,
+    },
 }
 
 /// Parses the exceptions file. `file` is only used in messages.
 pub fn parse_exceptions(file: &str, text: &str) -> Result<Vec<Exception>, ExceptionsError> {
-    let yaml = |line: usize, message: String| ExceptionsError::Yaml { file: file.to_string(), line, message };
+    let yaml = |line: usize, message: String| ExceptionsError::Yaml {
+        file: file.to_string(),
+        line,
+        message,
+    };
     // Flatten the event stream into: entries = Vec<(line, map of key -> scalar)>.
     let mut entries: Vec<(usize, BTreeMap<String, String>)> = Vec::new();
     let mut stack: Vec<char> = Vec::new(); // 'm' mapping, 's' sequence
@@ -44,10 +57,15 @@ pub fn parse_exceptions(file: &str, text: &str) -> Result<Vec<Exception>, Except
         let (ev, span) = ev.map_err(|e| yaml(e.marker().line(), e.info().to_string()))?;
         let line = span.start.line();
         match ev {
-            Event::StreamStart | Event::StreamEnd | Event::DocumentStart(_) | Event::DocumentEnd | Event::Nothing => {}
+            Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart(_)
+            | Event::DocumentEnd
+            | Event::Nothing => {}
             Event::Alias(_) => return Err(yaml(line, "aliases are not supported".into())),
             Event::SequenceStart(..) => {
-                let top_level = stack.is_empty() || (stack == ['m'] && key.as_deref() == Some("exceptions"));
+                let top_level =
+                    stack.is_empty() || (stack == ['m'] && key.as_deref() == Some("exceptions"));
                 if !top_level {
                     return Err(yaml(line, "unexpected list".into()));
                 }
@@ -80,8 +98,14 @@ pub fn parse_exceptions(file: &str, text: &str) -> Result<Vec<Exception>, Except
                 match key.take() {
                     None => key = Some(v),
                     Some(k) => {
-                        let Some((_, m)) = entries.last_mut().filter(|_| in_entries && stack.len() >= 2) else {
-                            return Err(yaml(line, format!("unknown key `{k}` (expected `exceptions`)")));
+                        let Some((_, m)) = entries
+                            .last_mut()
+                            .filter(|_| in_entries && stack.len() >= 2)
+                        else {
+                            return Err(yaml(
+                                line,
+                                format!("unknown key `{k}` (expected `exceptions`)"),
+                            ));
                         };
                         m.insert(k, v);
                     }
@@ -93,17 +117,32 @@ pub fn parse_exceptions(file: &str, text: &str) -> Result<Vec<Exception>, Except
         .into_iter()
         .enumerate()
         .map(|(i, (line, mut m))| {
-            let entry = |message: String| ExceptionsError::Entry { file: file.to_string(), index: i + 1, line: line + 1, message };
-            let mut take = |k: &str| m.remove(k).filter(|v| !v.trim().is_empty()).ok_or_else(|| entry(format!("`{k}` is missing")));
+            let entry = |message: String| ExceptionsError::Entry {
+                file: file.to_string(),
+                index: i + 1,
+                line: line + 1,
+                message,
+            };
+            let mut take = |k: &str| {
+                m.remove(k)
+                    .filter(|v| !v.trim().is_empty())
+                    .ok_or_else(|| entry(format!("`{k}` is missing")))
+            };
             let fingerprint = take("fingerprint")?;
             let reason = take("reason")?;
             let approver = take("approver")?;
             let exp = take("expires")?;
-            let expires = NaiveDate::parse_from_str(exp.trim(), "%Y-%m-%d").map_err(|_| entry(format!("`expires: {exp}` is not a YYYY-MM-DD date")))?;
+            let expires = NaiveDate::parse_from_str(exp.trim(), "%Y-%m-%d")
+                .map_err(|_| entry(format!("`expires: {exp}` is not a YYYY-MM-DD date")))?;
             if let Some(k) = m.keys().next() {
                 return Err(entry(format!("unknown key `{k}`")));
             }
-            Ok(Exception { fingerprint, reason, approver, expires })
+            Ok(Exception {
+                fingerprint,
+                reason,
+                approver,
+                expires,
+            })
         })
         .collect()
 }
@@ -121,9 +160,17 @@ mod tests {
         assert_eq!(e[0].expires, NaiveDate::from_ymd_opt(2026, 12, 31).unwrap());
         let bad = "exceptions:\n  - fingerprint: abc\n    reason: r\n    expires: 2026-12-31\n";
         let err = parse_exceptions("x.yml", bad).unwrap_err().to_string();
-        assert!(err.contains("`approver` is missing") && err.contains("x.yml"), "{err}");
+        assert!(
+            err.contains("`approver` is missing") && err.contains("x.yml"),
+            "{err}"
+        );
         let typo = "exceptions:\n  - fingerprint: abc\n    reason: r\n    approver: a\n    expires: 2026-12-31\n    expire: x\n";
-        assert!(parse_exceptions("x.yml", typo).unwrap_err().to_string().contains("unknown key `expire`"));
+        assert!(
+            parse_exceptions("x.yml", typo)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown key `expire`")
+        );
     }
 
     proptest::proptest! {

@@ -9,7 +9,9 @@
 
 use crate::gates::diff::{DiffIndex, git_diff_argv, parse_unified_diff};
 use crate::gates::exceptions::{Exception, parse_exceptions};
-use crate::gates::outcome::{Captured as Cap, GateOutcome, TAIL_BYTES, classify, install_hint, relativize};
+use crate::gates::outcome::{
+    Captured as Cap, GateOutcome, TAIL_BYTES, classify, install_hint, relativize,
+};
 use crate::gates::parsers::{self, Metrics, pip_licenses};
 use crate::gates::runner::{Captured, ExecOutcome, ToolCommand, ToolRunner, tail_text};
 use crate::policy::model::{DiffScope, GatePhase, GateSpec, ParserKind, Policy, TierSpec};
@@ -32,9 +34,17 @@ pub struct ApprovalError(pub String);
 pub trait LabelApprovals: Sync {
     /// Login of the user whose `labeled` event most recently added `label` to PR `pr`, if the
     /// label is on the PR now.
-    fn label_added_by(&self, pr: u64, label: &str) -> impl Future<Output = Result<Option<String>, ApprovalError>> + Send;
+    fn label_added_by(
+        &self,
+        pr: u64,
+        label: &str,
+    ) -> impl Future<Output = Result<Option<String>, ApprovalError>> + Send;
     /// Whether `user` belongs to `team` (`org/team-slug`).
-    fn is_team_member(&self, user: &str, team: &str) -> impl Future<Output = Result<bool, ApprovalError>> + Send;
+    fn is_team_member(
+        &self,
+        user: &str,
+        team: &str,
+    ) -> impl Future<Output = Result<bool, ApprovalError>> + Send;
 }
 
 /// No label approvals (push events, local runs).
@@ -42,7 +52,11 @@ pub trait LabelApprovals: Sync {
 pub struct NoLabels;
 
 impl LabelApprovals for NoLabels {
-    async fn label_added_by(&self, _pr: u64, _label: &str) -> Result<Option<String>, ApprovalError> {
+    async fn label_added_by(
+        &self,
+        _pr: u64,
+        _label: &str,
+    ) -> Result<Option<String>, ApprovalError> {
         Ok(None)
     }
     async fn is_team_member(&self, _user: &str, _team: &str) -> Result<bool, ApprovalError> {
@@ -110,7 +124,11 @@ pub struct GatesReport {
 }
 
 /// Gates of `tier` for `ctx.phase`, in tier order; names without a spec are returned apart.
-pub fn select_gates<'a>(policy: &'a Policy, tier: &TierSpec, phase: GatePhase) -> (Vec<&'a GateSpec>, Vec<String>) {
+pub fn select_gates<'a>(
+    policy: &'a Policy,
+    tier: &TierSpec,
+    phase: GatePhase,
+) -> (Vec<&'a GateSpec>, Vec<String>) {
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for name in &tier.gates {
@@ -135,7 +153,9 @@ pub async fn run_gates<R: ToolRunner, L: LabelApprovals>(
     let started = Instant::now();
     let (specs, missing) = select_gates(policy, tier, ctx.phase);
     let parallelism = match policy.runner.parallelism {
-        0 => std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+        0 => std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1),
         n => n,
     };
     let sem = Arc::new(Semaphore::new(parallelism));
@@ -150,12 +170,19 @@ pub async fn run_gates<R: ToolRunner, L: LabelApprovals>(
     let mut runs: Vec<GateRun> = futures::future::join_all(runs_fut).await;
     let mut placeholder_specs: Vec<GateSpec> = Vec::new();
     for name in missing {
-        let message = format!("gate `{name}` is named by tier `{}` but not defined under `gates`", tier.name);
+        let message = format!(
+            "gate `{name}` is named by tier `{}` but not defined under `gates`",
+            tier.name
+        );
         runs.push(GateRun {
             gate: name.clone(),
             parser: ParserKind::ExitCode,
             argv: vec![],
-            outcome: GateOutcome::FailedToStart { program: String::new(), missing: false, message },
+            outcome: GateOutcome::FailedToStart {
+                program: String::new(),
+                missing: false,
+                message,
+            },
             metrics: Metrics::default(),
             elapsed: Duration::ZERO,
             stdout_dropped: 0,
@@ -169,7 +196,9 @@ pub async fn run_gates<R: ToolRunner, L: LabelApprovals>(
         Some(pr) => match compute_diff(pr, ctx, runner).await {
             Ok(d) => Some(d),
             Err(e) => {
-                notes.push(format!("failed to compute the pull request's diff ({e}); every finding counts"));
+                notes.push(format!(
+                    "failed to compute the pull request's diff ({e}); every finding counts"
+                ));
                 None
             }
         },
@@ -178,12 +207,20 @@ pub async fn run_gates<R: ToolRunner, L: LabelApprovals>(
     let exceptions = load_exceptions(policy, ctx, &mut notes).await;
     let approval = label_approval(policy, ctx, labels, &mut notes).await;
 
-    let env_coverage_min = ctx.environment.as_ref().and_then(|e| policy.environments.get(e)).and_then(|e| e.coverage_min);
+    let env_coverage_min = ctx
+        .environment
+        .as_ref()
+        .and_then(|e| policy.environments.get(e))
+        .and_then(|e| e.coverage_min);
     let vctx = VerdictContext {
         tier,
         env_coverage_min,
         diff: diff.as_ref(),
-        diff_scope: if diff.is_some() { ctx.diff_scope } else { DiffScope::All },
+        diff_scope: if diff.is_some() {
+            ctx.diff_scope
+        } else {
+            DiffScope::All
+        },
         exceptions: &exceptions,
         label_approval: approval.as_ref(),
         today: ctx.today,
@@ -191,10 +228,19 @@ pub async fn run_gates<R: ToolRunner, L: LabelApprovals>(
     let inputs: Vec<GateInput<'_>> = runs
         .iter()
         .map(|r| {
-            let spec = policy.gates.get(&r.gate).or_else(|| placeholder_specs.iter().find(|s| s.name == r.gate));
+            let spec = policy
+                .gates
+                .get(&r.gate)
+                .or_else(|| placeholder_specs.iter().find(|s| s.name == r.gate));
             (r, spec)
         })
-        .filter_map(|(r, s)| s.map(|spec| GateInput { spec, outcome: &r.outcome, metrics: &r.metrics }))
+        .filter_map(|(r, s)| {
+            s.map(|spec| GateInput {
+                spec,
+                outcome: &r.outcome,
+                metrics: &r.metrics,
+            })
+        })
         .collect();
     let verdict = decide(&inputs, &vctx);
     GatesReport {
@@ -242,7 +288,12 @@ pub fn gate_argv(spec: &GateSpec, deploy_url: Option<&str>) -> Vec<String> {
 }
 
 /// Runs one gate to a [`GateRun`]. Fail closed throughout.
-pub async fn run_one<R: ToolRunner>(spec: &GateSpec, ctx: &GateContext, output_cap: u64, runner: &R) -> GateRun {
+pub async fn run_one<R: ToolRunner>(
+    spec: &GateSpec,
+    ctx: &GateContext,
+    output_cap: u64,
+    runner: &R,
+) -> GateRun {
     let cwd = match &spec.working_dir {
         Some(w) => ctx.workspace.join(w),
         None => ctx.workspace.clone(),
@@ -259,25 +310,61 @@ pub async fn run_one<R: ToolRunner>(spec: &GateSpec, ctx: &GateContext, output_c
         stderr_dropped: 0,
     };
     // A report left by an earlier run must never be read as this run's result.
-    for p in [spec.report.as_ref(), spec.coverage.as_ref()].into_iter().flatten() {
+    for p in [spec.report.as_ref(), spec.coverage.as_ref()]
+        .into_iter()
+        .flatten()
+    {
         let path = ctx.workspace.join(p);
         if let Err(e) = tokio::fs::remove_file(&path).await {
             if e.kind() != std::io::ErrorKind::NotFound {
                 let message = format!("remove stale report {}: {e}", path.display());
-                return GateRun { outcome: GateOutcome::FailedToStart { program: argv.first().cloned().unwrap_or_default(), missing: false, message }, ..base };
+                return GateRun {
+                    outcome: GateOutcome::FailedToStart {
+                        program: argv.first().cloned().unwrap_or_default(),
+                        missing: false,
+                        message,
+                    },
+                    ..base
+                };
             }
         }
     }
-    let cmd = ToolCommand { argv: argv.clone(), cwd: cwd.clone(), env: spec.env.clone(), timeout: spec.timeout, output_cap };
+    let cmd = ToolCommand {
+        argv: argv.clone(),
+        cwd: cwd.clone(),
+        env: spec.env.clone(),
+        timeout: spec.timeout,
+        output_cap,
+    };
     let started = Instant::now();
     let exec = runner.run(&cmd).await;
     let elapsed = started.elapsed();
     let (status, stdout, stderr) = match exec {
-        ExecOutcome::FailedToStart { program, missing, reason } => {
-            let message = if missing { format!("{reason}; {}", install_hint(&program)) } else { reason };
-            return GateRun { outcome: GateOutcome::FailedToStart { program, missing, message }, elapsed, ..base };
+        ExecOutcome::FailedToStart {
+            program,
+            missing,
+            reason,
+        } => {
+            let message = if missing {
+                format!("{reason}; {}", install_hint(&program))
+            } else {
+                reason
+            };
+            return GateRun {
+                outcome: GateOutcome::FailedToStart {
+                    program,
+                    missing,
+                    message,
+                },
+                elapsed,
+                ..base
+            };
         }
-        ExecOutcome::TimedOut { after, stdout, stderr } => {
+        ExecOutcome::TimedOut {
+            after,
+            stdout,
+            stderr,
+        } => {
             let stderr_tail = stderr.tail(TAIL_BYTES);
             return GateRun {
                 outcome: GateOutcome::TimedOut { after, stderr_tail },
@@ -287,7 +374,12 @@ pub async fn run_one<R: ToolRunner>(spec: &GateSpec, ctx: &GateContext, output_c
                 ..base
             };
         }
-        ExecOutcome::Exited { status, stdout, stderr, .. } => (status, stdout, stderr),
+        ExecOutcome::Exited {
+            status,
+            stdout,
+            stderr,
+            ..
+        } => (status, stdout, stderr),
     };
     let report = match &spec.report {
         Some(p) => match read_capped(&ctx.workspace.join(p), output_cap).await {
@@ -295,7 +387,15 @@ pub async fn run_one<R: ToolRunner>(spec: &GateSpec, ctx: &GateContext, output_c
             Err(e) => {
                 // Classify as if the output were empty, so an unexpected exit code still reads
                 // as a crash; otherwise the missing report is the cause.
-                let (o, _) = classify(spec.parser, Cap { status, output: b"", output_truncated: false, stderr: &stderr.bytes });
+                let (o, _) = classify(
+                    spec.parser,
+                    Cap {
+                        status,
+                        output: b"",
+                        output_truncated: false,
+                        stderr: &stderr.bytes,
+                    },
+                );
                 let outcome = match o {
                     GateOutcome::Crashed { .. } => o,
                     GateOutcome::Passed
@@ -307,14 +407,27 @@ pub async fn run_one<R: ToolRunner>(spec: &GateSpec, ctx: &GateContext, output_c
                         stderr_tail: stderr.tail(TAIL_BYTES),
                     },
                 };
-                return GateRun { outcome, elapsed, stdout_dropped: stdout.dropped, stderr_dropped: stderr.dropped, ..base };
+                return GateRun {
+                    outcome,
+                    elapsed,
+                    stdout_dropped: stdout.dropped,
+                    stderr_dropped: stderr.dropped,
+                    ..base
+                };
             }
         },
         None => None,
     };
     let out = report.as_ref().unwrap_or(&stdout);
-    let (mut outcome, mut metrics) =
-        classify(spec.parser, Cap { status, output: &out.bytes, output_truncated: out.truncated(), stderr: &stderr.bytes });
+    let (mut outcome, mut metrics) = classify(
+        spec.parser,
+        Cap {
+            status,
+            output: &out.bytes,
+            output_truncated: out.truncated(),
+            stderr: &stderr.bytes,
+        },
+    );
 
     if outcome.parsed_cleanly() {
         if let Some(cov) = &spec.coverage {
@@ -322,11 +435,17 @@ pub async fn run_one<R: ToolRunner>(spec: &GateSpec, ctx: &GateContext, output_c
                 Ok(c) => match parsers::cobertura::parse(&c.bytes) {
                     Ok(p) => metrics.coverage = p.metrics.coverage,
                     Err(e) => {
-                        outcome = GateOutcome::Unparseable { message: format!("coverage file {}: {e}", cov.display()), stderr_tail: tail_text(&stderr.bytes, TAIL_BYTES) }
+                        outcome = GateOutcome::Unparseable {
+                            message: format!("coverage file {}: {e}", cov.display()),
+                            stderr_tail: tail_text(&stderr.bytes, TAIL_BYTES),
+                        }
                     }
                 },
                 Err(e) => {
-                    outcome = GateOutcome::Unparseable { message: format!("read coverage file {}: {e}", cov.display()), stderr_tail: tail_text(&stderr.bytes, TAIL_BYTES) }
+                    outcome = GateOutcome::Unparseable {
+                        message: format!("read coverage file {}: {e}", cov.display()),
+                        stderr_tail: tail_text(&stderr.bytes, TAIL_BYTES),
+                    }
                 }
             }
         }
@@ -340,7 +459,10 @@ pub async fn run_one<R: ToolRunner>(spec: &GateSpec, ctx: &GateContext, output_c
                 findings.extend(extra);
                 GateOutcome::Findings { findings }
             }
-            other @ (GateOutcome::FailedToStart { .. } | GateOutcome::Crashed { .. } | GateOutcome::TimedOut { .. } | GateOutcome::Unparseable { .. }) => other,
+            other @ (GateOutcome::FailedToStart { .. }
+            | GateOutcome::Crashed { .. }
+            | GateOutcome::TimedOut { .. }
+            | GateOutcome::Unparseable { .. }) => other,
         };
     }
     if let GateOutcome::Findings { findings } = &mut outcome {
@@ -353,20 +475,34 @@ pub async fn run_one<R: ToolRunner>(spec: &GateSpec, ctx: &GateContext, output_c
             f.gate = spec.name.clone();
         }
     }
-    GateRun { outcome, metrics, elapsed, stdout_dropped: stdout.dropped, stderr_dropped: stderr.dropped, ..base }
+    GateRun {
+        outcome,
+        metrics,
+        elapsed,
+        stdout_dropped: stdout.dropped,
+        stderr_dropped: stderr.dropped,
+        ..base
+    }
 }
 
 async fn read_capped(path: &Path, cap: u64) -> std::io::Result<Captured> {
     use tokio::io::AsyncReadExt;
     let f = tokio::fs::File::open(path).await?;
     let mut bytes = Vec::new();
-    let n = f.take(cap.saturating_add(1)).read_to_end(&mut bytes).await?;
+    let n = f
+        .take(cap.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .await?;
     let dropped = (n as u64).saturating_sub(cap);
     bytes.truncate(usize::try_from(cap).unwrap_or(usize::MAX));
     Ok(Captured { bytes, dropped })
 }
 
-async fn compute_diff<R: ToolRunner>(pr: &PullRequestRef, ctx: &GateContext, runner: &R) -> Result<DiffIndex, String> {
+async fn compute_diff<R: ToolRunner>(
+    pr: &PullRequestRef,
+    ctx: &GateContext,
+    runner: &R,
+) -> Result<DiffIndex, String> {
     let cmd = ToolCommand {
         argv: git_diff_argv(&pr.base, &pr.head),
         cwd: ctx.workspace.clone(),
@@ -375,18 +511,38 @@ async fn compute_diff<R: ToolRunner>(pr: &PullRequestRef, ctx: &GateContext, run
         output_cap: 256 * 1024 * 1024,
     };
     match runner.run(&cmd).await {
-        ExecOutcome::Exited { status: crate::gates::runner::ExitStatus::Code(0), stdout, .. } if !stdout.truncated() => {
+        ExecOutcome::Exited {
+            status: crate::gates::runner::ExitStatus::Code(0),
+            stdout,
+            ..
+        } if !stdout.truncated() => {
             let text = String::from_utf8_lossy(&stdout.bytes);
             parse_unified_diff(&text).map_err(|e| e.to_string())
         }
-        ExecOutcome::Exited { status, stderr, .. } => Err(format!("git diff ended with {status}: {}", stderr.tail(500))),
+        ExecOutcome::Exited { status, stderr, .. } => Err(format!(
+            "git diff ended with {status}: {}",
+            stderr.tail(500)
+        )),
         ExecOutcome::FailedToStart { reason, .. } => Err(reason),
-        ExecOutcome::TimedOut { after, .. } => Err(format!("git diff timed out after {}", humantime::format_duration(after))),
+        ExecOutcome::TimedOut { after, .. } => Err(format!(
+            "git diff timed out after {}",
+            humantime::format_duration(after)
+        )),
     }
 }
 
-async fn load_exceptions(policy: &Policy, ctx: &GateContext, notes: &mut Vec<String>) -> Vec<Exception> {
-    let Some(file) = policy.overrides.as_ref().and_then(|o| o.exceptions_file.as_ref()) else { return Vec::new() };
+async fn load_exceptions(
+    policy: &Policy,
+    ctx: &GateContext,
+    notes: &mut Vec<String>,
+) -> Vec<Exception> {
+    let Some(file) = policy
+        .overrides
+        .as_ref()
+        .and_then(|o| o.exceptions_file.as_ref())
+    else {
+        return Vec::new();
+    };
     let path = ctx.workspace.join(file);
     match tokio::fs::read_to_string(&path).await {
         Ok(text) => match parse_exceptions(&file.display().to_string(), &text) {
@@ -398,13 +554,21 @@ async fn load_exceptions(policy: &Policy, ctx: &GateContext, notes: &mut Vec<Str
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => {
-            notes.push(format!("failed to read exceptions file {}: {e}; no exception applied", file.display()));
+            notes.push(format!(
+                "failed to read exceptions file {}: {e}; no exception applied",
+                file.display()
+            ));
             Vec::new()
         }
     }
 }
 
-async fn label_approval<L: LabelApprovals>(policy: &Policy, ctx: &GateContext, labels: &L, notes: &mut Vec<String>) -> Option<LabelApproval> {
+async fn label_approval<L: LabelApprovals>(
+    policy: &Policy,
+    ctx: &GateContext,
+    labels: &L,
+    notes: &mut Vec<String>,
+) -> Option<LabelApproval> {
     let pr = ctx.pull_request.as_ref()?;
     let ov = policy.overrides.as_ref()?;
     let label = ov.label.as_ref()?;
@@ -428,9 +592,16 @@ async fn label_approval<L: LabelApprovals>(policy: &Policy, ctx: &GateContext, l
             approver.eq_ignore_ascii_case(&user)
         };
         if ok {
-            return Some(LabelApproval { label: label.clone(), pr: pr.number, user, approver: approver.clone() });
+            return Some(LabelApproval {
+                label: label.clone(),
+                pr: pr.number,
+                user,
+                approver: approver.clone(),
+            });
         }
     }
-    notes.push(format!("label `{label}` was added by {user}, who is not among the approvers; not applied"));
+    notes.push(format!(
+        "label `{label}` was added by {user}, who is not among the approvers; not applied"
+    ));
     None
 }

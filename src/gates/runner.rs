@@ -76,11 +76,24 @@ pub fn tail_text(bytes: &[u8], max: usize) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecOutcome {
     /// The process ran and ended by itself.
-    Exited { status: ExitStatus, stdout: Captured, stderr: Captured, elapsed: Duration },
+    Exited {
+        status: ExitStatus,
+        stdout: Captured,
+        stderr: Captured,
+        elapsed: Duration,
+    },
     /// The process could not be started.
-    FailedToStart { program: String, missing: bool, reason: String },
+    FailedToStart {
+        program: String,
+        missing: bool,
+        reason: String,
+    },
     /// The timeout fired; the whole process group was killed.
-    TimedOut { after: Duration, stdout: Captured, stderr: Captured },
+    TimedOut {
+        after: Duration,
+        stdout: Captured,
+        stderr: Captured,
+    },
 }
 
 /// Starts tools. The real one is [`ProcessRunner`]; tests swap in fakes.
@@ -126,13 +139,23 @@ async fn run_process(cmd: ToolCommand) -> ExecOutcome {
             } else {
                 format!("could not start `{program}` in {}: {e}", cmd.cwd.display())
             };
-            return ExecOutcome::FailedToStart { program: program.clone(), missing, reason };
+            return ExecOutcome::FailedToStart {
+                program: program.clone(),
+                missing,
+                reason,
+            };
         }
     };
     let pgid = child.id().and_then(|id| i32::try_from(id).ok());
     let cap = cmd.output_cap;
-    let out = child.stdout.take().map(|s| tokio::spawn(read_capped(s, cap)));
-    let err = child.stderr.take().map(|s| tokio::spawn(read_capped(s, cap)));
+    let out = child
+        .stdout
+        .take()
+        .map(|s| tokio::spawn(read_capped(s, cap)));
+    let err = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(read_capped(s, cap)));
 
     let waited = tokio::time::timeout(cmd.timeout, child.wait()).await;
     let status = match waited {
@@ -156,13 +179,27 @@ async fn run_process(cmd: ToolCommand) -> ExecOutcome {
     let stderr = join_reader(err, pgid).await;
     let elapsed = started.elapsed();
     match status {
-        Some(st) => ExecOutcome::Exited { status: exit_status(st), stdout, stderr, elapsed },
-        None => ExecOutcome::TimedOut { after: cmd.timeout, stdout, stderr },
+        Some(st) => ExecOutcome::Exited {
+            status: exit_status(st),
+            stdout,
+            stderr,
+            elapsed,
+        },
+        None => ExecOutcome::TimedOut {
+            after: cmd.timeout,
+            stdout,
+            stderr,
+        },
     }
 }
 
-async fn join_reader(h: Option<tokio::task::JoinHandle<std::io::Result<Captured>>>, pgid: Option<i32>) -> Captured {
-    let Some(mut h) = h else { return Captured::default() };
+async fn join_reader(
+    h: Option<tokio::task::JoinHandle<std::io::Result<Captured>>>,
+    pgid: Option<i32>,
+) -> Captured {
+    let Some(mut h) = h else {
+        return Captured::default();
+    };
     match tokio::time::timeout(KILL_GRACE, &mut h).await {
         Ok(Ok(Ok(c))) => c,
         Ok(Ok(Err(_)) | Err(_)) => Captured::default(),
@@ -195,7 +232,10 @@ fn kill_group(pgid: Option<i32>, sig: nix::sys::signal::Signal) {
 /// SIGTERM to the whole group, a grace period, then SIGKILL; reaps the leader.
 async fn terminate_group(pgid: Option<i32>, child: &mut tokio::process::Child) {
     kill_group(pgid, nix::sys::signal::Signal::SIGTERM);
-    if tokio::time::timeout(KILL_GRACE, child.wait()).await.is_err() {
+    if tokio::time::timeout(KILL_GRACE, child.wait())
+        .await
+        .is_err()
+    {
         kill_group(pgid, nix::sys::signal::Signal::SIGKILL);
         let _ = child.start_kill();
         let _ = child.wait().await;
@@ -214,7 +254,8 @@ async fn read_capped<R: AsyncRead + Unpin>(mut r: R, cap: u64) -> std::io::Resul
         if n == 0 {
             return Ok(out);
         }
-        let room = usize::try_from(cap.saturating_sub(out.bytes.len() as u64)).unwrap_or(usize::MAX);
+        let room =
+            usize::try_from(cap.saturating_sub(out.bytes.len() as u64)).unwrap_or(usize::MAX);
         let keep = n.min(room);
         out.bytes.extend_from_slice(&buf[..keep]);
         out.dropped += (n - keep) as u64;

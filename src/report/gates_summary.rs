@@ -23,9 +23,18 @@ fn icon(d: Decision) -> &'static str {
 fn counts(g: &GateVerdict) -> String {
     let parts: Vec<String> = Severity::ALL
         .iter()
-        .filter_map(|s| g.counts.get(s).filter(|n| **n > 0).map(|n| format!("{n} {s}")))
+        .filter_map(|s| {
+            g.counts
+                .get(s)
+                .filter(|n| **n > 0)
+                .map(|n| format!("{n} {s}"))
+        })
         .collect();
-    if parts.is_empty() { "none".into() } else { parts.join(", ") }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 fn outcome_word(o: &GateOutcome) -> &'static str {
@@ -40,7 +49,9 @@ fn outcome_word(o: &GateOutcome) -> &'static str {
 }
 
 fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ").replace('<', "&lt;")
+    s.replace('|', "\\|")
+        .replace('\n', " ")
+        .replace('<', "&lt;")
 }
 
 fn run_of<'a>(r: &'a GatesReport, gate: &str) -> Option<&'a GateRun> {
@@ -49,11 +60,28 @@ fn run_of<'a>(r: &'a GatesReport, gate: &str) -> Option<&'a GateRun> {
 
 fn override_line(o: &OverrideUse) -> String {
     match o {
-        OverrideUse::Exception { gate, fingerprint, rule, approver, reason, expires } => {
-            format!("exception `{fingerprint}` ({gate} / {rule}) approved by {approver} until {expires}: {reason}")
+        OverrideUse::Exception {
+            gate,
+            fingerprint,
+            rule,
+            approver,
+            reason,
+            expires,
+        } => {
+            format!(
+                "exception `{fingerprint}` ({gate} / {rule}) approved by {approver} until {expires}: {reason}"
+            )
         }
-        OverrideUse::Label { gate, label, pr, user, approver } => {
-            format!("label `{label}` on PR #{pr} added by {user} (approver {approver}) allowed {gate}")
+        OverrideUse::Label {
+            gate,
+            label,
+            pr,
+            user,
+            approver,
+        } => {
+            format!(
+                "label `{label}` on PR #{pr} added by {user} (approver {approver}) allowed {gate}"
+            )
         }
     }
 }
@@ -71,12 +99,22 @@ pub fn render_markdown(r: &GatesReport) -> String {
         let _ = write!(s, " · PR #{pr}");
     }
     if let Some(scope) = r.diff_scope {
-        let _ = write!(s, " · counting {}", serde_json::to_value(scope).ok().and_then(|x| x.as_str().map(String::from)).unwrap_or_default());
+        let _ = write!(
+            s,
+            " · counting {}",
+            serde_json::to_value(scope)
+                .ok()
+                .and_then(|x| x.as_str().map(String::from))
+                .unwrap_or_default()
+        );
     }
     let _ = writeln!(s, " · {} gates, {} at once\n", r.runs.len(), r.parallelism);
     let with_diff = v.gates.iter().any(|g| g.diff_counts.is_some());
     if with_diff {
-        let _ = writeln!(s, "| Gate | Decision | Outcome | Counted findings | New in diff | In changed files | Pre-existing | Time |");
+        let _ = writeln!(
+            s,
+            "| Gate | Decision | Outcome | Counted findings | New in diff | In changed files | Pre-existing | Time |"
+        );
         let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     } else {
         let _ = writeln!(s, "| Gate | Decision | Outcome | Counted findings | Time |");
@@ -85,44 +123,91 @@ pub fn render_markdown(r: &GatesReport) -> String {
     for g in &v.gates {
         let run = run_of(r, &g.gate);
         let outcome = run.map(|x| outcome_word(&x.outcome)).unwrap_or("not run");
-        let time = run.map(|x| format!("{:.1}s", x.elapsed.as_secs_f64())).unwrap_or_default();
-        let _ = write!(s, "| `{}` | {} {} | {} | {} ", g.gate, icon(g.decision), g.decision, outcome, counts(g));
+        let time = run
+            .map(|x| format!("{:.1}s", x.elapsed.as_secs_f64()))
+            .unwrap_or_default();
+        let _ = write!(
+            s,
+            "| `{}` | {} {} | {} | {} ",
+            g.gate,
+            icon(g.decision),
+            g.decision,
+            outcome,
+            counts(g)
+        );
         if with_diff {
             let d = g.diff_counts.unwrap_or_default();
-            let _ = write!(s, "| {} | {} | {} ", d.new_in_diff, d.in_changed_file, d.pre_existing);
+            let _ = write!(
+                s,
+                "| {} | {} | {} ",
+                d.new_in_diff, d.in_changed_file, d.pre_existing
+            );
         }
         let _ = writeln!(s, "| {time} |");
     }
     let _ = writeln!(s);
-    for g in v.gates.iter().filter(|g| g.decision != Decision::Allow || !g.reasons.is_empty()) {
+    for g in v
+        .gates
+        .iter()
+        .filter(|g| g.decision != Decision::Allow || !g.reasons.is_empty())
+    {
         let _ = writeln!(s, "### {} `{}`\n", icon(g.decision), g.gate);
         for reason in &g.reasons {
             let _ = writeln!(s, "- {}", md_escape(reason));
         }
         if let Some(run) = run_of(r, &g.gate) {
             let tail = match &run.outcome {
-                GateOutcome::Crashed { stderr_tail, .. } | GateOutcome::TimedOut { stderr_tail, .. } | GateOutcome::Unparseable { stderr_tail, .. } => Some(stderr_tail),
-                GateOutcome::Passed | GateOutcome::Findings { .. } | GateOutcome::FailedToStart { .. } => None,
+                GateOutcome::Crashed { stderr_tail, .. }
+                | GateOutcome::TimedOut { stderr_tail, .. }
+                | GateOutcome::Unparseable { stderr_tail, .. } => Some(stderr_tail),
+                GateOutcome::Passed
+                | GateOutcome::Findings { .. }
+                | GateOutcome::FailedToStart { .. } => None,
             };
             if let Some(t) = tail.filter(|t| !t.is_empty()) {
-                let t: String = t.chars().rev().take(1500).collect::<Vec<_>>().into_iter().rev().collect();
-                let _ = writeln!(s, "\n<details><summary>output tail</summary>\n\n```text\n{}\n```\n</details>", t.replace("```", "'''"));
+                let t: String = t
+                    .chars()
+                    .rev()
+                    .take(1500)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "\n<details><summary>output tail</summary>\n\n```text\n{}\n```\n</details>",
+                    t.replace("```", "'''")
+                );
             }
         }
         let mut listed: Vec<_> = g.findings.iter().filter(|f| f.counted).collect();
         listed.sort_by(|a, b| b.finding.severity.cmp(&a.finding.severity));
         if !listed.is_empty() {
-            let _ = writeln!(s, "\n| Severity | Rule | Where | Message |\n|---|---|---|---|");
+            let _ = writeln!(
+                s,
+                "\n| Severity | Rule | Where | Message |\n|---|---|---|---|"
+            );
             for f in listed.iter().take(MARKDOWN_FINDINGS_PER_GATE) {
                 let at = match (&f.finding.path, f.finding.line) {
                     (Some(p), Some(l)) => format!("`{p}:{l}`"),
                     (Some(p), None) => format!("`{p}`"),
                     (None, _) => String::new(),
                 };
-                let _ = writeln!(s, "| {} | `{}` | {} | {} |", f.finding.severity, md_escape(&f.finding.rule), at, md_escape(&f.finding.message));
+                let _ = writeln!(
+                    s,
+                    "| {} | `{}` | {} | {} |",
+                    f.finding.severity,
+                    md_escape(&f.finding.rule),
+                    at,
+                    md_escape(&f.finding.message)
+                );
             }
             if listed.len() > MARKDOWN_FINDINGS_PER_GATE {
-                let _ = writeln!(s, "\n… and {} more (see the JSON report).", listed.len() - MARKDOWN_FINDINGS_PER_GATE);
+                let _ = writeln!(
+                    s,
+                    "\n… and {} more (see the JSON report).",
+                    listed.len() - MARKDOWN_FINDINGS_PER_GATE
+                );
             }
         }
         let _ = writeln!(s);
@@ -137,7 +222,14 @@ pub fn render_markdown(r: &GatesReport) -> String {
     if !v.expired_exceptions.is_empty() {
         let _ = writeln!(s, "### Expired exceptions (not applied)\n");
         for e in &v.expired_exceptions {
-            let _ = writeln!(s, "- `{}` approved by {} expired {}: {}", e.fingerprint, e.approver, e.expires, md_escape(&e.reason));
+            let _ = writeln!(
+                s,
+                "- `{}` approved by {} expired {}: {}",
+                e.fingerprint,
+                e.approver,
+                e.expires,
+                md_escape(&e.reason)
+            );
         }
         let _ = writeln!(s);
     }
@@ -154,12 +246,28 @@ pub fn render_markdown(r: &GatesReport) -> String {
 pub fn render_text(r: &GatesReport) -> String {
     let v = &r.verdict;
     let mut s = String::new();
-    let _ = writeln!(s, "gates: {} (tier {}{})", v.decision, r.tier, r.environment.as_ref().map(|e| format!(", environment {e}")).unwrap_or_default());
+    let _ = writeln!(
+        s,
+        "gates: {} (tier {}{})",
+        v.decision,
+        r.tier,
+        r.environment
+            .as_ref()
+            .map(|e| format!(", environment {e}"))
+            .unwrap_or_default()
+    );
     let width = v.gates.iter().map(|g| g.gate.len()).max().unwrap_or(4);
     for g in &v.gates {
         let run = run_of(r, &g.gate);
         let outcome = run.map(|x| outcome_word(&x.outcome)).unwrap_or("not run");
-        let _ = writeln!(s, "  {:<width$}  {:<14}  {:<15}  {}", g.gate, g.decision.as_str(), outcome, counts(g));
+        let _ = writeln!(
+            s,
+            "  {:<width$}  {:<14}  {:<15}  {}",
+            g.gate,
+            g.decision.as_str(),
+            outcome,
+            counts(g)
+        );
         for reason in &g.reasons {
             let _ = writeln!(s, "  {:<width$}    - {reason}", "");
         }
@@ -174,14 +282,22 @@ pub fn render_text(r: &GatesReport) -> String {
                 (Some(p), None, _) => format!("{p}: "),
                 (None, _, _) => String::new(),
             };
-            let _ = writeln!(s, "{at}{} [{} {}] {}", f.finding.severity, g.gate, f.finding.rule, f.finding.message);
+            let _ = writeln!(
+                s,
+                "{at}{} [{} {}] {}",
+                f.finding.severity, g.gate, f.finding.rule, f.finding.message
+            );
         }
     }
     for o in &v.overrides {
         let _ = writeln!(s, "override: {}", override_line(o));
     }
     for e in &v.expired_exceptions {
-        let _ = writeln!(s, "expired exception (not applied): {} by {} on {}", e.fingerprint, e.approver, e.expires);
+        let _ = writeln!(
+            s,
+            "expired exception (not applied): {} by {} on {}",
+            e.fingerprint, e.approver, e.expires
+        );
     }
     for n in &r.notes {
         let _ = writeln!(s, "note: {n}");
@@ -191,5 +307,6 @@ pub fn render_text(r: &GatesReport) -> String {
 
 /// The JSON report file (the `report` output points at it).
 pub fn render_json(r: &GatesReport) -> String {
-    serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\": \"failed to serialize the gates report: {e}\"}}"))
+    serde_json::to_string_pretty(r)
+        .unwrap_or_else(|e| format!("{{\"error\": \"failed to serialize the gates report: {e}\"}}"))
 }

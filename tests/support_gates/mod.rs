@@ -1,7 +1,10 @@
 //! Shared helpers for the gates integration tests: a policy built in code (the YAML loader is
 //! tested elsewhere), temp copies of the sample projects as git repositories, and fakes.
 
-#![allow(dead_code, reason = "each test binary uses a different subset of these helpers")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of these helpers"
+)]
 
 use fm_deploy::gates::run::{ApprovalError, LabelApprovals};
 use fm_deploy::policy::model::*;
@@ -20,24 +23,51 @@ pub fn python_tools() -> PathBuf {
         .arg(repo_root().join("scripts/install-python-tools.sh"))
         .output()
         .expect("run scripts/install-python-tools.sh");
-    assert!(out.status.success(), "install-python-tools.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "install-python-tools.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    PathBuf::from(stdout.lines().last().expect("the script prints the bin dir").trim())
+    PathBuf::from(
+        stdout
+            .lines()
+            .last()
+            .expect("the script prints the bin dir")
+            .trim(),
+    )
 }
 
 /// PATH with the tools venv first.
 pub fn path_with(bin: &Path) -> String {
-    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 fn git(dir: &Path, args: &[&str]) {
     let st = Command::new("git")
-        .args(["-c", "user.name=fm-deploy-test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=fm-deploy-test",
+            "-c",
+            "user.email=test@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .current_dir(dir)
         .output()
         .expect("run git");
-    assert!(st.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -45,7 +75,11 @@ fn copy_dir(from: &Path, to: &Path) {
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
         let name = e.file_name();
-        if name == "__pycache__" || name == ".pytest_cache" || name == ".mypy_cache" || name == "reports" {
+        if name == "__pycache__"
+            || name == ".pytest_cache"
+            || name == ".mypy_cache"
+            || name == "reports"
+        {
             continue;
         }
         let dst = to.join(&name);
@@ -99,7 +133,12 @@ pub fn gate(name: &str, run: &[&str], parser: ParserKind) -> GateSpec {
 }
 
 pub fn tier(name: &str, gates: &[&str], coverage_min: Option<f64>) -> TierSpec {
-    TierSpec { name: name.into(), gates: gates.iter().map(|s| s.to_string()).collect(), matrix: None, coverage_min: coverage_min.map(Ratio) }
+    TierSpec {
+        name: name.into(),
+        gates: gates.iter().map(|s| s.to_string()).collect(),
+        matrix: None,
+        coverage_min: coverage_min.map(Ratio),
+    }
 }
 
 pub fn environment(name: &str, coverage_min: Option<f64>) -> EnvironmentSpec {
@@ -109,33 +148,70 @@ pub fn environment(name: &str, coverage_min: Option<f64>) -> EnvironmentSpec {
         url: format!("https://{name}.example.invalid"),
         strategy: StrategyKind::Direct,
         replicas: 1,
-        resources: Resources { cpu: "1".into(), memory: "1Gi".into() },
+        resources: Resources {
+            cpu: "1".into(),
+            memory: "1Gi".into(),
+        },
         autoscaling: None,
         progress_deadline: Duration::from_secs(600),
-        pre_deploy: PreDeploy { checks_green: false, healthy: vec![], incident_label: None },
-        protection: Protection { reviewers: vec![], wait_timer: Duration::ZERO, protected_branches_only: false, prevent_self_review: false },
-        smoke: SmokeSpec { endpoints: vec![], deadline: Duration::from_secs(60) },
+        pre_deploy: PreDeploy {
+            checks_green: false,
+            healthy: vec![],
+            incident_label: None,
+        },
+        protection: Protection {
+            reviewers: vec![],
+            wait_timer: Duration::ZERO,
+            protected_branches_only: false,
+            prevent_self_review: false,
+        },
+        smoke: SmokeSpec {
+            endpoints: vec![],
+            deadline: Duration::from_secs(60),
+        },
         post_deploy: vec![],
         coverage_min: coverage_min.map(Ratio),
         secrets: BTreeMap::new(),
         tls_secret: None,
         blue_green: None,
-        rollback: RollbackSpec { sample_every: Duration::from_secs(10), on_no_data: NoDataPolicy::Hold, triggers: vec![] },
+        rollback: RollbackSpec {
+            sample_every: Duration::from_secs(10),
+            on_no_data: NoDataPolicy::Hold,
+            triggers: vec![],
+        },
     }
 }
 
-pub fn policy(gates: Vec<GateSpec>, tiers: Vec<TierSpec>, environments: Vec<EnvironmentSpec>, parallelism: usize) -> Policy {
+pub fn policy(
+    gates: Vec<GateSpec>,
+    tiers: Vec<TierSpec>,
+    environments: Vec<EnvironmentSpec>,
+    parallelism: usize,
+) -> Policy {
     Policy {
         source: PathBuf::from(".github/fm-deploy.yml"),
-        app: AppSpec { name: "certsolver".into(), image: "ghcr.io/example/certsolver".into(), port: 8080, health_path: "/health".into(), endpoints: vec![] },
+        app: AppSpec {
+            name: "certsolver".into(),
+            image: "ghcr.io/example/certsolver".into(),
+            port: 8080,
+            health_path: "/health".into(),
+            endpoints: vec![],
+        },
         branches: vec![],
         tiers: tiers.into_iter().map(|t| (t.name.clone(), t)).collect(),
         gates: gates.into_iter().map(|g| (g.name.clone(), g)).collect(),
         matrices: BTreeMap::new(),
-        environments: environments.into_iter().map(|e| (e.name.clone(), e)).collect(),
+        environments: environments
+            .into_iter()
+            .map(|e| (e.name.clone(), e))
+            .collect(),
         overrides: None,
         notify: NotifySpec::default(),
-        runner: RunnerSpec { parallelism, default_timeout: Duration::from_secs(900), output_cap: 64 * 1024 * 1024 },
+        runner: RunnerSpec {
+            parallelism,
+            default_timeout: Duration::from_secs(900),
+            output_cap: 64 * 1024 * 1024,
+        },
     }
 }
 
@@ -151,6 +227,9 @@ impl LabelApprovals for FakeLabels {
         Ok(self.added_by.get(&(pr, label.to_string())).cloned())
     }
     async fn is_team_member(&self, user: &str, team: &str) -> Result<bool, ApprovalError> {
-        Ok(self.teams.get(team).is_some_and(|m| m.iter().any(|u| u == user)))
+        Ok(self
+            .teams
+            .get(team)
+            .is_some_and(|m| m.iter().any(|u| u == user)))
     }
 }

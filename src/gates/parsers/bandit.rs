@@ -36,19 +36,33 @@ struct Issue {
 pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
     let r: Report = json(FORMAT, bytes)?;
     if !r.errors.is_empty() {
-        let list: Vec<String> = r.errors.iter().map(|e| format!("{} ({})", e.filename, e.reason)).collect();
-        return Err(ParseError::incomplete(FORMAT, format!("bandit could not scan {}", list.join(", "))));
+        let list: Vec<String> = r
+            .errors
+            .iter()
+            .map(|e| format!("{} ({})", e.filename, e.reason))
+            .collect();
+        return Err(ParseError::incomplete(
+            FORMAT,
+            format!("bandit could not scan {}", list.join(", ")),
+        ));
     }
     r.results
         .into_iter()
         .map(|i| {
             let sev = Severity::parse(&i.issue_severity).ok_or_else(|| {
-                ParseError::shape(FORMAT, format!("unknown issue_severity `{}`", i.issue_severity))
+                ParseError::shape(
+                    FORMAT,
+                    format!("unknown issue_severity `{}`", i.issue_severity),
+                )
             })?;
             let name = i.test_name.map(|n| format!(" [{n}]")).unwrap_or_default();
             let end_line = i.line_range.as_ref().and_then(|r| r.iter().max().copied());
             let mut f = Finding::new("bandit", i.test_id, sev, format!("{}{name}", i.issue_text))
-                .at(&i.filename, pos(i.line_number), pos(i.col_offset.map(|c| c + 1)))
+                .at(
+                    &i.filename,
+                    pos(i.line_number),
+                    pos(i.col_offset.map(|c| c + 1)),
+                )
                 .ending(pos(end_line), pos(i.end_col_offset.map(|c| c + 1)));
             if let Some(u) = i.more_info {
                 f = f.help(u);
@@ -68,7 +82,10 @@ mod tests {
     fn real_findings() {
         let f = parse(&fixture("bandit/findings.json")).unwrap();
         let n = |s| f.iter().filter(|x| x.severity == s).count();
-        assert_eq!((n(Severity::High), n(Severity::Medium), n(Severity::Low)), (3, 6, 11));
+        assert_eq!(
+            (n(Severity::High), n(Severity::Medium), n(Severity::Low)),
+            (3, 6, 11)
+        );
         insta::assert_json_snapshot!(f);
     }
 

@@ -19,10 +19,14 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
             saw_plus = true;
         } else if let Some(rest) = line.strip_prefix("@@ ") {
             let Some(path) = file.as_deref().filter(|_| saw_plus) else {
-                return Err(ParseError::shape(FORMAT, format!("hunk before a file header on line {}", i + 1)));
+                return Err(ParseError::shape(
+                    FORMAT,
+                    format!("hunk before a file header on line {}", i + 1),
+                ));
             };
-            let (start, len) = old_range(rest)
-                .ok_or_else(|| ParseError::shape(FORMAT, format!("bad hunk header on line {}", i + 1)))?;
+            let (start, len) = old_range(rest).ok_or_else(|| {
+                ParseError::shape(FORMAT, format!("bad hunk header on line {}", i + 1))
+            })?;
             let end = start.saturating_add(len.saturating_sub(1));
             out.push(
                 Finding::new("black", "would-reformat", Severity::Low, format!("black would reformat lines {start}-{end}"))
@@ -32,10 +36,16 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
             );
         } else if line.starts_with([' ', '+', '-', '\\']) || line.is_empty() {
             if file.is_none() {
-                return Err(ParseError::shape(FORMAT, format!("diff text before any file header on line {}", i + 1)));
+                return Err(ParseError::shape(
+                    FORMAT,
+                    format!("diff text before any file header on line {}", i + 1),
+                ));
             }
         } else {
-            return Err(ParseError::shape(FORMAT, format!("unexpected line {} in a unified diff", i + 1)));
+            return Err(ParseError::shape(
+                FORMAT,
+                format!("unexpected line {} in a unified diff", i + 1),
+            ));
         }
     }
     Ok(out)
@@ -43,7 +53,11 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
 
 /// `path<TAB>timestamp` → `path`.
 fn header_path(rest: &str) -> String {
-    rest.split('\t').next().unwrap_or(rest).trim_end().to_string()
+    rest.split('\t')
+        .next()
+        .unwrap_or(rest)
+        .trim_end()
+        .to_string()
 }
 
 /// `-a,b +c,d @@` → `(a, b)`; `-a` alone means one line.
@@ -77,6 +91,10 @@ mod tests {
     /// A clean run prints nothing on stdout: no findings.
     #[test]
     fn real_clean_is_empty() {
-        assert!(parse(&fixture("black/clean.stdout.txt")).unwrap().is_empty());
+        assert!(
+            parse(&fixture("black/clean.stdout.txt"))
+                .unwrap()
+                .is_empty()
+        );
     }
 }

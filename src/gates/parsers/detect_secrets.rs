@@ -10,7 +10,10 @@ const FORMAT: &str = "detect-secrets json";
 
 #[derive(Deserialize)]
 struct Report {
-    #[expect(dead_code, reason = "required to recognise the format; the value is not used")]
+    #[expect(
+        dead_code,
+        reason = "required to recognise the format; the value is not used"
+    )]
     version: String,
     results: BTreeMap<String, Vec<Secret>>,
 }
@@ -30,11 +33,20 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
         .into_values()
         .flatten()
         .map(|s| {
-            let hash = s.hashed_secret.as_deref().map(|h| h.get(..8).unwrap_or(h)).unwrap_or("");
-            Finding::new("detect-secrets", s.kind.clone(), Severity::Critical, format!("possible secret: {} (hash {hash})", s.kind))
-                .at(&s.filename, pos(s.line_number), None)
-                .classed(FindingClass::Secret)
-                .help("https://github.com/Yelp/detect-secrets#viewing-results")
+            let hash = s
+                .hashed_secret
+                .as_deref()
+                .map(|h| h.get(..8).unwrap_or(h))
+                .unwrap_or("");
+            Finding::new(
+                "detect-secrets",
+                s.kind.clone(),
+                Severity::Critical,
+                format!("possible secret: {} (hash {hash})", s.kind),
+            )
+            .at(&s.filename, pos(s.line_number), None)
+            .classed(FindingClass::Secret)
+            .help("https://github.com/Yelp/detect-secrets#viewing-results")
         })
         .collect())
 }
@@ -49,13 +61,20 @@ mod tests {
     fn real_findings() {
         let f = parse(&fixture("detect-secrets/findings.json")).unwrap();
         assert_eq!(f.len(), 6);
-        assert!(f.iter().all(|x| x.class == FindingClass::Secret && x.severity == Severity::Critical));
+        assert!(
+            f.iter()
+                .all(|x| x.class == FindingClass::Secret && x.severity == Severity::Critical)
+        );
         insta::assert_json_snapshot!(f);
     }
 
     /// A clean scan has no findings.
     #[test]
     fn real_clean() {
-        assert!(parse(&fixture("detect-secrets/clean.json")).unwrap().is_empty());
+        assert!(
+            parse(&fixture("detect-secrets/clean.json"))
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -23,7 +23,9 @@ fn finding(code: &str, path: &str, line: Option<u32>, col: Option<u32>, msg: &st
         Some('C') => "https://github.com/PyCQA/mccabe",
         _ => "https://pycodestyle.pycqa.org/en/latest/intro.html#error-codes",
     };
-    Finding::new("flake8", code, severity(code), msg).at(path, line, col).help(help)
+    Finding::new("flake8", code, severity(code), msg)
+        .at(path, line, col)
+        .help(help)
 }
 
 pub fn parse_text(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
@@ -34,7 +36,12 @@ pub fn parse_text(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
         if line.trim().is_empty() {
             continue;
         }
-        let bad = || ParseError::shape(FORMAT, format!("line {} is not `path:line:col: CODE message`", i + 1));
+        let bad = || {
+            ParseError::shape(
+                FORMAT,
+                format!("line {} is not `path:line:col: CODE message`", i + 1),
+            )
+        };
         // Split from the right of `path:line:col:` so paths containing ':' survive.
         let (head, rest) = line.split_once(": ").ok_or_else(bad)?;
         let mut parts = head.rsplitn(3, ':');
@@ -88,7 +95,10 @@ mod tests {
     #[test]
     fn real_json_findings() {
         let f = parse_json(&fixture("flake8/findings.json")).unwrap();
-        assert_eq!(counts(&f), BTreeMap::from([('C', 1), ('E', 12), ('F', 3), ('W', 1)]));
+        assert_eq!(
+            counts(&f),
+            BTreeMap::from([('C', 1), ('E', 12), ('F', 3), ('W', 1)])
+        );
         insta::assert_json_snapshot!(f);
     }
 
@@ -106,14 +116,21 @@ mod tests {
     #[test]
     fn real_clean() {
         assert!(parse_text(&fixture("flake8/clean.txt")).unwrap().is_empty());
-        assert!(parse_json(&fixture("flake8/clean.json")).unwrap().is_empty());
+        assert!(
+            parse_json(&fixture("flake8/clean.json"))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     /// A syntax error is E999 and high; the crashed-config run (empty stdout) is unparseable JSON.
     #[test]
     fn real_broken_shapes() {
         let f = parse_json(&fixture("flake8/broken-syntax.json")).unwrap();
-        assert_eq!((f.len(), f[0].rule.as_str(), f[0].severity), (1, "E999", Severity::High));
+        assert_eq!(
+            (f.len(), f[0].rule.as_str(), f[0].severity),
+            (1, "E999", Severity::High)
+        );
         assert!(parse_json(&fixture("flake8/broken-config.json")).is_err());
         let m = parse_json(&fixture("flake8/missing-path.json")).unwrap();
         assert_eq!((m[0].rule.as_str(), m[0].line), ("E902", None));

@@ -26,12 +26,25 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
     Ok(leaks
         .into_iter()
         .map(|l| {
-            let what = if l.description.is_empty() { l.rule_id.clone() } else { l.description.clone() };
-            let commit = if l.commit.is_empty() { String::new() } else { format!(" (commit {})", l.commit.get(..12).unwrap_or(&l.commit)) };
-            Finding::new("gitleaks", l.rule_id, Severity::Critical, format!("secret: {what}{commit}"))
-                .at(&l.file, pos(l.start_line), pos(l.start_column))
-                .ending(pos(l.end_line), pos(l.end_column))
-                .classed(FindingClass::Secret)
+            let what = if l.description.is_empty() {
+                l.rule_id.clone()
+            } else {
+                l.description.clone()
+            };
+            let commit = if l.commit.is_empty() {
+                String::new()
+            } else {
+                format!(" (commit {})", l.commit.get(..12).unwrap_or(&l.commit))
+            };
+            Finding::new(
+                "gitleaks",
+                l.rule_id,
+                Severity::Critical,
+                format!("secret: {what}{commit}"),
+            )
+            .at(&l.file, pos(l.start_line), pos(l.start_column))
+            .ending(pos(l.end_line), pos(l.end_column))
+            .classed(FindingClass::Secret)
         })
         .collect())
 }

@@ -12,7 +12,9 @@ fn attr(e: &BytesStart<'_>, name: &[u8]) -> Result<Option<String>, ParseError> {
     for a in e.attributes() {
         let a = a.map_err(|x| ParseError::syntax(FORMAT, x))?;
         if a.key.as_ref() == name {
-            let v = a.unescape_value().map_err(|x| ParseError::syntax(FORMAT, x))?;
+            let v = a
+                .unescape_value()
+                .map_err(|x| ParseError::syntax(FORMAT, x))?;
             return Ok(Some(v.into_owned()));
         }
     }
@@ -27,7 +29,9 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
     let mut root_seen = false;
     let mut current: Option<String> = None;
     loop {
-        let ev = r.read_event_into(&mut buf).map_err(|e| ParseError::syntax(FORMAT, e))?;
+        let ev = r
+            .read_event_into(&mut buf)
+            .map_err(|e| ParseError::syntax(FORMAT, e))?;
         let start = match &ev {
             Event::Start(e) | Event::Empty(e) => Some(e.clone()),
             Event::Eof => break,
@@ -49,10 +53,16 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
                 counts.tests += 1;
                 let class = attr(&e, b"classname")?.unwrap_or_default();
                 let name = attr(&e, b"name")?.unwrap_or_default();
-                current = Some(if class.is_empty() { name } else { format!("{class}.{name}") });
+                current = Some(if class.is_empty() {
+                    name
+                } else {
+                    format!("{class}.{name}")
+                });
             }
             tag @ (b"failure" | b"error" | b"skipped") => {
-                let test = current.clone().ok_or_else(|| ParseError::shape(FORMAT, "result outside a testcase"))?;
+                let test = current
+                    .clone()
+                    .ok_or_else(|| ParseError::shape(FORMAT, "result outside a testcase"))?;
                 let msg = attr(&e, b"message")?.unwrap_or_default();
                 let first: String = msg.lines().next().unwrap_or("").chars().take(300).collect();
                 let (rule, sev) = match tag {
@@ -69,9 +79,19 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
                         ("test-skipped", Severity::Info)
                     }
                 };
-                findings.push(Finding::new("pytest", rule, sev, format!("{test}: {first}")));
+                findings.push(Finding::new(
+                    "pytest",
+                    rule,
+                    sev,
+                    format!("{test}: {first}"),
+                ));
             }
-            _ if !root_seen => return Err(ParseError::shape(FORMAT, "root element is not testsuites or testsuite")),
+            _ if !root_seen => {
+                return Err(ParseError::shape(
+                    FORMAT,
+                    "root element is not testsuites or testsuite",
+                ));
+            }
             _ => {}
         }
         buf.clear();
@@ -80,9 +100,18 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
         return Err(ParseError::shape(FORMAT, "no testsuite element"));
     }
     if counts.tests == 0 {
-        return Err(ParseError::incomplete(FORMAT, "the report holds no test: nothing ran"));
+        return Err(ParseError::incomplete(
+            FORMAT,
+            "the report holds no test: nothing ran",
+        ));
     }
-    Ok(Parsed { findings, metrics: Metrics { tests: Some(counts), ..Metrics::default() } })
+    Ok(Parsed {
+        findings,
+        metrics: Metrics {
+            tests: Some(counts),
+            ..Metrics::default()
+        },
+    })
 }
 
 #[cfg(test)]
@@ -94,7 +123,15 @@ mod tests {
     #[test]
     fn real_findings() {
         let p = parse(&fixture("pytest/findings.junit.xml")).unwrap();
-        assert_eq!(p.metrics.tests, Some(TestCounts { tests: 6, failures: 1, errors: 1, skipped: 1 }));
+        assert_eq!(
+            p.metrics.tests,
+            Some(TestCounts {
+                tests: 6,
+                failures: 1,
+                errors: 1,
+                skipped: 1
+            })
+        );
         insta::assert_json_snapshot!(p.findings);
     }
 
@@ -109,7 +146,10 @@ mod tests {
     /// No test selected (exit 5, valid empty suite) fails closed; a collection error is a finding.
     #[test]
     fn real_empty_and_collection_error() {
-        assert!(matches!(parse(&fixture("pytest/no-tests-selected.junit.xml")), Err(ParseError::Incomplete { .. })));
+        assert!(matches!(
+            parse(&fixture("pytest/no-tests-selected.junit.xml")),
+            Err(ParseError::Incomplete { .. })
+        ));
         let p = parse(&fixture("pytest/broken-collection.junit.xml")).unwrap();
         assert_eq!(p.findings.len(), 1);
         assert_eq!(p.findings[0].severity, Severity::Critical);

@@ -16,7 +16,10 @@ struct Summary {
 }
 
 fn p95(m: &BTreeMap<String, BTreeMap<String, serde_json::Value>>, names: &[&str]) -> Option<f64> {
-    names.iter().find_map(|n| m.get(*n)).and_then(|v| v.get("p(95)").and_then(serde_json::Value::as_f64))
+    names
+        .iter()
+        .find_map(|n| m.get(*n))
+        .and_then(|v| v.get("p(95)").and_then(serde_json::Value::as_f64))
 }
 
 pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
@@ -33,10 +36,31 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
         error_rate,
     };
     if perf == PerfMetrics::default() {
-        return Err(ParseError::incomplete(FORMAT, "the summary has none of http_req_duration, http_req_failed, page_load, certificate_generation"));
+        return Err(ParseError::incomplete(
+            FORMAT,
+            "the summary has none of http_req_duration, http_req_failed, page_load, certificate_generation",
+        ));
     }
-    if [perf.page_load_ms, perf.api_ms, perf.certificate_generation_ms, perf.error_rate].iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
-        return Err(ParseError::shape(FORMAT, "a metric is negative or not finite"));
+    if [
+        perf.page_load_ms,
+        perf.api_ms,
+        perf.certificate_generation_ms,
+        perf.error_rate,
+    ]
+    .iter()
+    .flatten()
+    .any(|v| !v.is_finite() || *v < 0.0)
+    {
+        return Err(ParseError::shape(
+            FORMAT,
+            "a metric is negative or not finite",
+        ));
     }
-    Ok(Parsed { findings: Vec::new(), metrics: Metrics { perf: Some(perf), ..Metrics::default() } })
+    Ok(Parsed {
+        findings: Vec::new(),
+        metrics: Metrics {
+            perf: Some(perf),
+            ..Metrics::default()
+        },
+    })
 }

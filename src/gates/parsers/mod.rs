@@ -29,22 +29,40 @@ use serde::Serialize;
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum ParseError {
     #[error("parse {format} output: {message}")]
-    Syntax { format: &'static str, message: String },
+    Syntax {
+        format: &'static str,
+        message: String,
+    },
     #[error("read {format} output: {message}")]
-    Shape { format: &'static str, message: String },
+    Shape {
+        format: &'static str,
+        message: String,
+    },
     #[error("trust {format} output: {message}")]
-    Incomplete { format: &'static str, message: String },
+    Incomplete {
+        format: &'static str,
+        message: String,
+    },
 }
 
 impl ParseError {
     pub(crate) fn syntax(format: &'static str, e: impl std::fmt::Display) -> Self {
-        ParseError::Syntax { format, message: e.to_string() }
+        ParseError::Syntax {
+            format,
+            message: e.to_string(),
+        }
     }
     pub(crate) fn shape(format: &'static str, message: impl Into<String>) -> Self {
-        ParseError::Shape { format, message: message.into() }
+        ParseError::Shape {
+            format,
+            message: message.into(),
+        }
     }
     pub(crate) fn incomplete(format: &'static str, message: impl Into<String>) -> Self {
-        ParseError::Incomplete { format, message: message.into() }
+        ParseError::Incomplete {
+            format,
+            message: message.into(),
+        }
     }
 }
 
@@ -94,7 +112,10 @@ pub struct Parsed {
 
 impl From<Vec<Finding>> for Parsed {
     fn from(findings: Vec<Finding>) -> Self {
-        Parsed { findings, metrics: Metrics::default() }
+        Parsed {
+            findings,
+            metrics: Metrics::default(),
+        }
     }
 }
 
@@ -123,7 +144,10 @@ pub fn parse(kind: ParserKind, bytes: &[u8]) -> Result<Parsed, ParseError> {
 }
 
 /// Decodes JSON into `T`, naming the format in the error.
-pub(crate) fn json<'a, T: serde::Deserialize<'a>>(format: &'static str, bytes: &'a [u8]) -> Result<T, ParseError> {
+pub(crate) fn json<'a, T: serde::Deserialize<'a>>(
+    format: &'static str,
+    bytes: &'a [u8],
+) -> Result<T, ParseError> {
     serde_json::from_slice(bytes).map_err(|e| ParseError::syntax(format, e))
 }
 
@@ -171,7 +195,9 @@ pub(crate) mod testutil {
     ];
 
     pub fn fixture(rel: &str) -> Vec<u8> {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel);
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(rel);
         match std::fs::read(&p) {
             Ok(b) => b,
             Err(e) => panic!("fixture {}: {e}", p.display()),

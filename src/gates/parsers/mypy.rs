@@ -9,7 +9,11 @@ use serde::Deserialize;
 const HELP: &str = "https://mypy.readthedocs.io/en/stable/error_code_list.html";
 
 fn severity(code: &str) -> Severity {
-    if code == "syntax" { Severity::High } else { Severity::Medium }
+    if code == "syntax" {
+        Severity::High
+    } else {
+        Severity::Medium
+    }
 }
 
 #[derive(Deserialize)]
@@ -54,7 +58,12 @@ pub fn parse_json(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
                 );
             }
             "note" => {}
-            other => return Err(ParseError::shape(FORMAT, format!("line {}: unknown severity `{other}`", i + 1))),
+            other => {
+                return Err(ParseError::shape(
+                    FORMAT,
+                    format!("line {}: unknown severity `{other}`", i + 1),
+                ));
+            }
         }
     }
     Ok(out)
@@ -77,7 +86,12 @@ pub fn parse_text(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
         if t.is_empty() || t.starts_with("Found ") || t.starts_with("Success:") {
             continue;
         }
-        let bad = || ParseError::shape(FORMAT, format!("line {} is not `path:line: severity: message`", i + 1));
+        let bad = || {
+            ParseError::shape(
+                FORMAT,
+                format!("line {} is not `path:line: severity: message`", i + 1),
+            )
+        };
         let (loc, rest) = if let Some(ix) = line.find(": error: ") {
             (&line[..ix], ("error", &line[ix + 9..]))
         } else if let Some(ix) = line.find(": note: ") {
@@ -102,7 +116,11 @@ pub fn parse_text(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
                     Some(ix) if msg.ends_with(']') => (&msg[..ix], &msg[ix + 3..msg.len() - 1]),
                     _ => (msg, "misc"),
                 };
-                out.push(Finding::new("mypy", code, severity(code), msg).at(path, ln, col).help(HELP));
+                out.push(
+                    Finding::new("mypy", code, severity(code), msg)
+                        .at(path, ln, col)
+                        .help(HELP),
+                );
             }
             (_, msg) => {
                 if out.is_empty() {
@@ -135,7 +153,10 @@ mod tests {
         let t = parse_text(&fixture("mypy/findings.txt")).unwrap();
         let j = parse_json(&fixture("mypy/findings.jsonl")).unwrap();
         let key = |f: &Finding| (f.path.clone(), f.line, f.rule.clone());
-        assert_eq!(t.iter().map(key).collect::<Vec<_>>(), j.iter().map(key).collect::<Vec<_>>());
+        assert_eq!(
+            t.iter().map(key).collect::<Vec<_>>(),
+            j.iter().map(key).collect::<Vec<_>>()
+        );
     }
 
     /// A clean JSON run is a single newline; a clean text run is the success line.

@@ -28,7 +28,10 @@ struct Raw {
 pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
     let r: Raw = json(FORMAT, bytes)?;
     if r.format != FORMAT_TAG {
-        return Err(ParseError::shape(FORMAT, format!("format is `{}`, expected `{FORMAT_TAG}`", r.format)));
+        return Err(ParseError::shape(
+            FORMAT,
+            format!("format is `{}`, expected `{FORMAT_TAG}`", r.format),
+        ));
     }
     let perf = PerfMetrics {
         page_load_ms: r.page_load_ms,
@@ -36,12 +39,29 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
         certificate_generation_ms: r.certificate_generation_ms,
         error_rate: r.error_rate,
     };
-    let vals: Vec<f64> = [perf.page_load_ms, perf.api_ms, perf.certificate_generation_ms, perf.error_rate].into_iter().flatten().collect();
+    let vals: Vec<f64> = [
+        perf.page_load_ms,
+        perf.api_ms,
+        perf.certificate_generation_ms,
+        perf.error_rate,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     if vals.is_empty() {
         return Err(ParseError::incomplete(FORMAT, "no metric was reported"));
     }
     if vals.iter().any(|v| !v.is_finite() || *v < 0.0) || perf.error_rate.is_some_and(|e| e > 1.0) {
-        return Err(ParseError::shape(FORMAT, "a metric is negative, not finite, or an error rate above 1"));
+        return Err(ParseError::shape(
+            FORMAT,
+            "a metric is negative, not finite, or an error rate above 1",
+        ));
     }
-    Ok(Parsed { findings: Vec::new(), metrics: Metrics { perf: Some(perf), ..Metrics::default() } })
+    Ok(Parsed {
+        findings: Vec::new(),
+        metrics: Metrics {
+            perf: Some(perf),
+            ..Metrics::default()
+        },
+    })
 }

@@ -37,29 +37,62 @@ struct Vuln {
 
 pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
     let r: Report = json(FORMAT, bytes)?;
-    let skipped = r.dependencies.iter().filter(|d| d.skip_reason.is_some()).count();
+    let skipped = r
+        .dependencies
+        .iter()
+        .filter(|d| d.skip_reason.is_some())
+        .count();
     if skipped > 0 && skipped == r.dependencies.len() {
         return Err(ParseError::incomplete(
             FORMAT,
-            format!("pip-audit skipped all {skipped} dependencies, nothing was audited (first: {})",
-                r.dependencies.first().and_then(|d| d.skip_reason.as_deref()).unwrap_or("")),
+            format!(
+                "pip-audit skipped all {skipped} dependencies, nothing was audited (first: {})",
+                r.dependencies
+                    .first()
+                    .and_then(|d| d.skip_reason.as_deref())
+                    .unwrap_or("")
+            ),
         ));
     }
     let mut out = Vec::new();
     for d in r.dependencies {
         let version = d.version.unwrap_or_default();
         if let Some(reason) = d.skip_reason {
-            out.push(Finding::new("pip-audit", "not-audited", Severity::Medium, format!("{} was not audited: {reason}", d.name)));
+            out.push(Finding::new(
+                "pip-audit",
+                "not-audited",
+                Severity::Medium,
+                format!("{} was not audited: {reason}", d.name),
+            ));
             continue;
         }
         for v in d.vulns {
-            let fix = if v.fix_versions.is_empty() { "no fix".to_string() } else { format!("fixed in {}", v.fix_versions.join(", ")) };
-            let aka = if v.aliases.is_empty() { String::new() } else { format!(" ({})", v.aliases.join(", ")) };
-            let first = v.description.lines().next().unwrap_or("").chars().take(200).collect::<String>();
+            let fix = if v.fix_versions.is_empty() {
+                "no fix".to_string()
+            } else {
+                format!("fixed in {}", v.fix_versions.join(", "))
+            };
+            let aka = if v.aliases.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", v.aliases.join(", "))
+            };
+            let first = v
+                .description
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect::<String>();
             out.push(
-                Finding::new("pip-audit", v.id.clone(), Severity::High, format!("{} {version}: {}{aka}, {fix}. {first}", d.name, v.id))
-                    
-                    .help(format!("https://osv.dev/vulnerability/{}", v.id)),
+                Finding::new(
+                    "pip-audit",
+                    v.id.clone(),
+                    Severity::High,
+                    format!("{} {version}: {}{aka}, {fix}. {first}", d.name, v.id),
+                )
+                .help(format!("https://osv.dev/vulnerability/{}", v.id)),
             );
         }
     }

@@ -24,7 +24,11 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
         metrics: Metrics {
             packages: entries
                 .into_iter()
-                .map(|e| PackageLicense { name: e.name, version: e.version, license: e.license })
+                .map(|e| PackageLicense {
+                    name: e.name,
+                    version: e.version,
+                    license: e.license,
+                })
                 .collect(),
             ..Metrics::default()
         },
@@ -36,23 +40,38 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
 /// any of its `;`-separated parts.
 pub fn license_findings(packages: &[PackageLicense], policy: &LicensePolicy) -> Vec<Finding> {
     let has = |list: &[String], lic: &str| {
-        let parts: Vec<&str> = std::iter::once(lic).chain(lic.split(';')).map(str::trim).collect();
-        list.iter().any(|l| parts.iter().any(|p| p.eq_ignore_ascii_case(l.trim())))
+        let parts: Vec<&str> = std::iter::once(lic)
+            .chain(lic.split(';'))
+            .map(str::trim)
+            .collect();
+        list.iter()
+            .any(|l| parts.iter().any(|p| p.eq_ignore_ascii_case(l.trim())))
     };
     let mut out = Vec::new();
     for p in packages {
-        let msg = |what: &str| format!("{} {} is licensed `{}`, {what}", p.name, p.version, p.license);
+        let msg = |what: &str| {
+            format!(
+                "{} {} is licensed `{}`, {what}",
+                p.name, p.version, p.license
+            )
+        };
         if has(&policy.deny, &p.license) {
             out.push(
-                Finding::new("pip-licenses", "license-denied", Severity::Critical, msg("which the policy denies"))
-                    
-                    .classed(FindingClass::DeniedLicense),
+                Finding::new(
+                    "pip-licenses",
+                    "license-denied",
+                    Severity::Critical,
+                    msg("which the policy denies"),
+                )
+                .classed(FindingClass::DeniedLicense),
             );
         } else if !policy.allow.is_empty() && !has(&policy.allow, &p.license) {
-            out.push(
-                Finding::new("pip-licenses", "license-not-allowed", Severity::High, msg("which is not on the allow list"))
-                    ,
-            );
+            out.push(Finding::new(
+                "pip-licenses",
+                "license-not-allowed",
+                Severity::High,
+                msg("which is not on the allow list"),
+            ));
         }
     }
     out
@@ -74,15 +93,28 @@ mod tests {
     /// Denying MPL blocks certifi; an allow list without MPL asks approval for it instead.
     #[test]
     fn deny_and_allow_lists() {
-        let p = parse(&fixture("pip-licenses/plain.json")).unwrap().metrics.packages;
-        let deny = LicensePolicy { deny: vec!["mozilla public license 2.0 (mpl 2.0)".into()], allow: vec![] };
+        let p = parse(&fixture("pip-licenses/plain.json"))
+            .unwrap()
+            .metrics
+            .packages;
+        let deny = LicensePolicy {
+            deny: vec!["mozilla public license 2.0 (mpl 2.0)".into()],
+            allow: vec![],
+        };
         let f = license_findings(&p, &deny);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].class, FindingClass::DeniedLicense);
         assert!(f[0].message.starts_with("certifi "));
         let allow = LicensePolicy {
             deny: vec![],
-            allow: ["MIT License", "MIT", "BSD-3-Clause", "Apache Software License"].map(String::from).to_vec(),
+            allow: [
+                "MIT License",
+                "MIT",
+                "BSD-3-Clause",
+                "Apache Software License",
+            ]
+            .map(String::from)
+            .to_vec(),
         };
         let f = license_findings(&p, &allow);
         assert_eq!((f.len(), f[0].severity), (1, Severity::High));

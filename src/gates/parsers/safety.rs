@@ -9,7 +9,10 @@ const FORMAT: &str = "safety json";
 
 #[derive(Deserialize)]
 struct Report {
-    #[expect(dead_code, reason = "required to recognise the format; the value is not used")]
+    #[expect(
+        dead_code,
+        reason = "required to recognise the format; the value is not used"
+    )]
     report_meta: serde::de::IgnoredAny,
     vulnerabilities: Vec<Vuln>,
 }
@@ -29,9 +32,14 @@ struct Vuln {
 fn severity(v: &Option<serde_json::Value>) -> Severity {
     let Some(v) = v else { return Severity::High };
     let found = ["cvssv3", "cvssv2"].iter().find_map(|k| {
-        v.get(k).and_then(|c| c.get("base_severity")).and_then(|s| s.as_str()).and_then(Severity::parse)
+        v.get(k)
+            .and_then(|c| c.get("base_severity"))
+            .and_then(|s| s.as_str())
+            .and_then(Severity::parse)
     });
-    found.or_else(|| v.as_str().and_then(Severity::parse)).unwrap_or(Severity::High)
+    found
+        .or_else(|| v.as_str().and_then(Severity::parse))
+        .unwrap_or(Severity::High)
 }
 
 pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
@@ -45,9 +53,13 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
                 "safety",
                 v.vulnerability_id.clone(),
                 severity(&v.severity),
-                format!("{} {}: {}{cve}. {adv}", v.package_name, v.analyzed_version.unwrap_or_default(), v.vulnerability_id),
-            )
-            ;
+                format!(
+                    "{} {}: {}{cve}. {adv}",
+                    v.package_name,
+                    v.analyzed_version.unwrap_or_default(),
+                    v.vulnerability_id
+                ),
+            );
             if let Some(u) = v.more_info_url.filter(|u| u.starts_with("http")) {
                 f = f.help(u);
             }
@@ -74,6 +86,11 @@ mod tests {
     #[test]
     fn real_clean_and_upstream() {
         assert!(parse(&fixture("safety/clean.json")).unwrap().is_empty());
-        assert_eq!(parse(&fixture("safety/upstream-report.json")).unwrap().len(), 1);
+        assert_eq!(
+            parse(&fixture("safety/upstream-report.json"))
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }

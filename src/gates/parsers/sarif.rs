@@ -152,44 +152,89 @@ fn score_severity(s: &str) -> Option<Severity> {
 pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
     let log: Log = super::json(FORMAT, bytes)?;
     if log.version != "2.1.0" {
-        return Err(ParseError::shape(FORMAT, format!("unsupported SARIF version `{}`", log.version)));
+        return Err(ParseError::shape(
+            FORMAT,
+            format!("unsupported SARIF version `{}`", log.version),
+        ));
     }
     let mut out = Vec::new();
     for run in log.runs {
         let tool = run.tool.driver.name.to_ascii_lowercase();
         for inv in &run.invocations {
-            let failed = inv.config_notes.iter().chain(&inv.exec_notes).find(|n| n.level.as_deref() == Some("error"));
+            let failed = inv
+                .config_notes
+                .iter()
+                .chain(&inv.exec_notes)
+                .find(|n| n.level.as_deref() == Some("error"));
             if !inv.execution_successful || failed.is_some() {
-                let why = failed.and_then(|n| n.message.text.clone()).unwrap_or_else(|| "executionSuccessful is false".into());
-                return Err(ParseError::incomplete(FORMAT, format!("{tool} did not scan everything: {why}")));
+                let why = failed
+                    .and_then(|n| n.message.text.clone())
+                    .unwrap_or_else(|| "executionSuccessful is false".into());
+                return Err(ParseError::incomplete(
+                    FORMAT,
+                    format!("{tool} did not scan everything: {why}"),
+                ));
             }
         }
-        let by_id: HashMap<&str, &Rule> = run.tool.driver.rules.iter().map(|r| (r.id.as_str(), r)).collect();
+        let by_id: HashMap<&str, &Rule> = run
+            .tool
+            .driver
+            .rules
+            .iter()
+            .map(|r| (r.id.as_str(), r))
+            .collect();
         for r in &run.results {
             let rule = r
                 .rule_index
                 .and_then(|i| run.tool.driver.rules.get(i))
                 .or_else(|| r.rule_id.as_deref().and_then(|id| by_id.get(id).copied()));
-            let rule_id = r.rule_id.clone().or_else(|| rule.map(|x| x.id.clone())).unwrap_or_else(|| "sarif".into());
+            let rule_id = r
+                .rule_id
+                .clone()
+                .or_else(|| rule.map(|x| x.id.clone()))
+                .unwrap_or_else(|| "sarif".into());
             let props = r.properties.as_ref();
             let rprops = rule.and_then(|x| x.properties.as_ref());
             let sev = props
                 .and_then(|p| p.issue_severity.as_deref())
                 .and_then(Severity::parse)
-                .or_else(|| props.and_then(|p| p.security_severity.as_deref()).and_then(score_severity))
-                .or_else(|| rprops.and_then(|p| p.security_severity.as_deref()).and_then(score_severity))
+                .or_else(|| {
+                    props
+                        .and_then(|p| p.security_severity.as_deref())
+                        .and_then(score_severity)
+                })
+                .or_else(|| {
+                    rprops
+                        .and_then(|p| p.security_severity.as_deref())
+                        .and_then(score_severity)
+                })
                 .or_else(|| r.level.as_deref().and_then(level_severity))
-                .or_else(|| rule.and_then(|x| x.default_configuration.as_ref()).and_then(|c| c.level.as_deref()).and_then(level_severity))
+                .or_else(|| {
+                    rule.and_then(|x| x.default_configuration.as_ref())
+                        .and_then(|c| c.level.as_deref())
+                        .and_then(level_severity)
+                })
                 .unwrap_or(Severity::Medium);
             let msg = r.message.text.clone().unwrap_or_else(|| rule_id.clone());
             let mut f = Finding::new(&tool, rule_id, sev, msg);
-            if let Some(p) = r.locations.first().and_then(|l| l.physical_location.as_ref()) {
+            if let Some(p) = r
+                .locations
+                .first()
+                .and_then(|l| l.physical_location.as_ref())
+            {
                 if let Some(uri) = p.artifact_location.as_ref().and_then(|a| a.uri.as_deref()) {
                     let reg = p.region.as_ref();
                     let path = uri.strip_prefix("file://").unwrap_or(uri);
                     f = f
-                        .at(path, pos(reg.and_then(|r| r.start_line)), pos(reg.and_then(|r| r.start_column)))
-                        .ending(pos(reg.and_then(|r| r.end_line)), pos(reg.and_then(|r| r.end_column)));
+                        .at(
+                            path,
+                            pos(reg.and_then(|r| r.start_line)),
+                            pos(reg.and_then(|r| r.start_column)),
+                        )
+                        .ending(
+                            pos(reg.and_then(|r| r.end_line)),
+                            pos(reg.and_then(|r| r.end_column)),
+                        );
                 }
             }
             if let Some(u) = rule.and_then(|x| x.help_uri.clone()) {
@@ -228,7 +273,10 @@ mod tests {
     /// Bandit's SARIF for a file it could not parse is an incomplete scan; a clean one is empty.
     #[test]
     fn real_bandit_broken_and_clean() {
-        assert!(matches!(parse(&fixture("bandit/broken-syntax.sarif")), Err(ParseError::Incomplete { .. })));
+        assert!(matches!(
+            parse(&fixture("bandit/broken-syntax.sarif")),
+            Err(ParseError::Incomplete { .. })
+        ));
         assert!(parse(&fixture("bandit/clean.sarif")).unwrap().is_empty());
     }
 
@@ -239,6 +287,9 @@ mod tests {
         assert_eq!(t.len(), 4);
         insta::assert_json_snapshot!(t);
         let g = parse(&fixture("gitleaks/findings.sarif")).unwrap();
-        assert_eq!((g.len(), g[0].tool.as_str(), g[0].class), (1, "gitleaks", FindingClass::Secret));
+        assert_eq!(
+            (g.len(), g[0].tool.as_str(), g[0].class),
+            (1, "gitleaks", FindingClass::Secret)
+        );
     }
 }

@@ -67,24 +67,38 @@ struct License {
 fn sev(s: &str) -> Result<Severity, ParseError> {
     match s {
         "UNKNOWN" => Ok(Severity::High),
-        other => Severity::parse(other).ok_or_else(|| ParseError::shape(FORMAT, format!("unknown severity `{other}`"))),
+        other => Severity::parse(other)
+            .ok_or_else(|| ParseError::shape(FORMAT, format!("unknown severity `{other}`"))),
     }
 }
 
 pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
     let r: Report = json(FORMAT, bytes)?;
     if r.schema_version != 2 {
-        return Err(ParseError::shape(FORMAT, format!("unsupported SchemaVersion {}", r.schema_version)));
+        return Err(ParseError::shape(
+            FORMAT,
+            format!("unsupported SchemaVersion {}", r.schema_version),
+        ));
     }
     let mut out = Vec::new();
     for res in r.results {
         for v in res.vulnerabilities {
-            let fix = v.fixed_version.filter(|f| !f.is_empty()).map(|f| format!(", fixed in {f}")).unwrap_or_default();
+            let fix = v
+                .fixed_version
+                .filter(|f| !f.is_empty())
+                .map(|f| format!(", fixed in {f}"))
+                .unwrap_or_default();
             let mut f = Finding::new(
                 "trivy",
                 v.vulnerability_id.clone(),
                 sev(&v.severity)?,
-                format!("{} {} in {}: {}{fix}", v.pkg_name, v.installed_version.unwrap_or_default(), res.target, v.title.unwrap_or(v.vulnerability_id)),
+                format!(
+                    "{} {} in {}: {}{fix}",
+                    v.pkg_name,
+                    v.installed_version.unwrap_or_default(),
+                    res.target,
+                    v.title.unwrap_or(v.vulnerability_id)
+                ),
             );
             if let Some(u) = v.primary_url {
                 f = f.help(u);
@@ -93,10 +107,15 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
         }
         for s in res.secrets {
             out.push(
-                Finding::new("trivy", s.rule_id.clone(), sev(&s.severity)?.max(Severity::Critical), format!("secret: {}", s.title.unwrap_or(s.rule_id)))
-                    .at(&res.target, pos(s.start_line), None)
-                    .ending(pos(s.end_line), None)
-                    .classed(FindingClass::Secret),
+                Finding::new(
+                    "trivy",
+                    s.rule_id.clone(),
+                    sev(&s.severity)?.max(Severity::Critical),
+                    format!("secret: {}", s.title.unwrap_or(s.rule_id)),
+                )
+                .at(&res.target, pos(s.start_line), None)
+                .ending(pos(s.end_line), None)
+                .classed(FindingClass::Secret),
             );
         }
         for l in res.licenses {
@@ -104,8 +123,21 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
             let mut f = Finding::new(
                 "trivy",
                 format!("license-{}", l.category),
-                if denied { Severity::Critical } else { sev(&l.severity)? },
-                format!("{} is licensed `{}` ({})", if l.pkg_name.is_empty() { &l.file_path } else { &l.pkg_name }, l.name, l.category),
+                if denied {
+                    Severity::Critical
+                } else {
+                    sev(&l.severity)?
+                },
+                format!(
+                    "{} is licensed `{}` ({})",
+                    if l.pkg_name.is_empty() {
+                        &l.file_path
+                    } else {
+                        &l.pkg_name
+                    },
+                    l.name,
+                    l.category
+                ),
             );
             if denied {
                 f = f.classed(FindingClass::DeniedLicense);
@@ -129,13 +161,26 @@ mod tests {
     #[test]
     fn upstream_vulnerabilities() {
         let f = parse(&fixture("trivy/image-critical-high.json")).unwrap();
-        assert_eq!((count(&f, Severity::Critical), count(&f, Severity::High)), (2, 1));
+        assert_eq!(
+            (count(&f, Severity::Critical), count(&f, Severity::High)),
+            (2, 1)
+        );
         let f = parse(&fixture("trivy/image-critical-medium.json")).unwrap();
-        assert_eq!((count(&f, Severity::Critical), count(&f, Severity::Medium)), (2, 4));
+        assert_eq!(
+            (count(&f, Severity::Critical), count(&f, Severity::Medium)),
+            (2, 4)
+        );
         let f = parse(&fixture("trivy/repo-python-pip.json")).unwrap();
-        assert_eq!((count(&f, Severity::High), count(&f, Severity::Medium)), (1, 1));
+        assert_eq!(
+            (count(&f, Severity::High), count(&f, Severity::Medium)),
+            (1, 1)
+        );
         insta::assert_json_snapshot!(f);
-        assert!(parse(&fixture("trivy/image-no-results.json")).unwrap().is_empty());
+        assert!(
+            parse(&fixture("trivy/image-no-results.json"))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     /// Secrets are blocking secrets; licences keep Trivy's severity.
@@ -145,7 +190,10 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert!(s.iter().all(|x| x.class == FindingClass::Secret));
         let l = parse(&fixture("trivy/licenses.json")).unwrap();
-        assert_eq!((count(&l, Severity::Medium), count(&l, Severity::Low)), (1, 2));
+        assert_eq!(
+            (count(&l, Severity::Medium), count(&l, Severity::Low)),
+            (1, 2)
+        );
         insta::assert_json_snapshot!((s, l));
     }
 }
