@@ -262,10 +262,10 @@ pub fn plan(req: &PlanRequest, policy: &Policy) -> Result<Plan, PlanError> {
     // Post-deploy gates of a rolling environment run after its deploy.
     if let Some(e) = env {
         for name in &e.post_deploy {
-            if let Some(g) = policy.gates.get(name) {
-                if !gates.iter().any(|p| &p.name == name) {
-                    gates.push(planned_gate(g, &subst, coverage_floor));
-                }
+            if let Some(g) = policy.gates.get(name)
+                && !gates.iter().any(|p| &p.name == name)
+            {
+                gates.push(planned_gate(g, &subst, coverage_floor));
             }
         }
     }
@@ -314,13 +314,13 @@ pub fn plan(req: &PlanRequest, policy: &Policy) -> Result<Plan, PlanError> {
             }
         }
     };
-    if let DeployPlan::Skipped { reason } = &deploy {
-        if deploys {
-            skipped.push(Skip {
-                what: "deploy".into(),
-                why: reason.clone(),
-            });
-        }
+    if let DeployPlan::Skipped { reason } = &deploy
+        && deploys
+    {
+        skipped.push(Skip {
+            what: "deploy".into(),
+            why: reason.clone(),
+        });
     }
     if let Trigger::PullRequest { fork: true, .. } = req.trigger {
         skipped.push(Skip {

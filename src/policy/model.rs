@@ -29,7 +29,7 @@ impl std::fmt::Display for Ratio {
 /// and the guide speak in hours).
 pub fn fmt_duration(d: Duration) -> String {
     let secs = d.as_secs();
-    if d.subsec_nanos() == 0 && secs >= 86_400 && secs % 3600 == 0 {
+    if d.subsec_nanos() == 0 && secs >= 86_400 && secs.is_multiple_of(3600) {
         return format!("{}h", secs / 3600);
     }
     humantime::format_duration(d).to_string()
