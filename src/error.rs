@@ -1,1 +1,41 @@
 //! Errors at the top boundary and their exit codes.
+//!
+//! A failing verdict is not an error: it is an `Outcome` that exits 1. Errors are runs that could not
+//! do their job (bad input, bad config, infrastructure) and exit 2.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error(transparent)]
+    Policy(#[from] crate::policy::Error),
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    #[error("read inputs: {0}")]
+    Inputs(String),
+    #[error("run `{0}`: this command is not available in this build")]
+    NotAvailable(&'static str),
+    #[error("write {what} to {path}")]
+    Write {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ActionError {
+    /// 2 for every error: the run could not do its job. (Verdicts that say no exit 1, not here.)
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ActionError::Policy(_)
+            | ActionError::Plan(_)
+            | ActionError::Inputs(_)
+            | ActionError::NotAvailable(_)
+            | ActionError::Write { .. }
+            | ActionError::Other(_) => 2,
+        }
+    }
+}

@@ -1,4 +1,10 @@
 //! The policy file: a spanned YAML tree, decoded and validated into `model::Policy` with every problem
 //! collected at once.
 
+pub mod decode;
+pub mod load;
 pub mod model;
+pub mod yaml;
+
+pub use load::{Error, load_file, load_str};
+pub use model::Policy;

@@ -25,13 +25,23 @@ impl std::fmt::Display for Ratio {
     }
 }
 
+/// `90s` → `1m 30s`, `86400s` → `24h`: humantime's format, but never in days (the policy file
+/// and the guide speak in hours).
+pub fn fmt_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if d.subsec_nanos() == 0 && secs >= 86_400 && secs.is_multiple_of(3600) {
+        return format!("{}h", secs / 3600);
+    }
+    humantime::format_duration(d).to_string()
+}
+
 /// Serializes a `Duration` as humantime text (`"5m"`), the way the policy file writes it.
 pub mod duration_text {
     use serde::Serializer;
     use std::time::Duration;
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
+        s.serialize_str(&super::fmt_duration(*d))
     }
 
     pub mod option {
@@ -40,7 +50,7 @@ pub mod duration_text {
 
         pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
             match d {
-                Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+                Some(d) => s.serialize_str(&super::super::fmt_duration(*d)),
                 None => s.serialize_none(),
             }
         }
@@ -403,16 +413,48 @@ pub struct RunnerSpec {
     pub output_cap: u64,
 }
 
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Ignore => "ignore",
+            Action::Warn => "warn",
+            Action::NeedsApproval => "needs-approval",
+            Action::Block => "block",
+        }
+    }
+}
+
+impl GateSpec {
+    /// What a finding of `severity` does in this gate: the gate's own table, else the house
+    /// default (critical blocks, high needs approval, medium warns, low and info are ignored).
+    pub fn action_for(&self, severity: Severity) -> Action {
+        if let Some(a) = self.severity.get(&severity) {
+            return *a;
+        }
+        match severity {
+            Severity::Critical => Action::Block,
+            Severity::High => Action::NeedsApproval,
+            Severity::Medium => Action::Warn,
+            Severity::Low | Severity::Info => Action::Ignore,
+        }
+    }
+}
+
 impl Policy {
     /// The first branch rule whose glob matches `branch`.
     pub fn branch_rule(&self, branch: &str) -> Option<&BranchRule> {
-        self.branches.iter().find(|r| glob_matches(&r.pattern, branch))
+        self.branches
+            .iter()
+            .find(|r| glob_matches(&r.pattern, branch))
     }
 }
 
 /// Branch globs as GitHub writes them: `*` does not cross `/`, `**` does.
 pub fn glob_matches(pattern: &str, branch: &str) -> bool {
-    match globset::GlobBuilder::new(pattern).literal_separator(true).build() {
+    match globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+    {
         Ok(g) => g.compile_matcher().is_match(branch),
         Err(_) => false,
     }
