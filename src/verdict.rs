@@ -238,28 +238,26 @@ pub fn judge_gate(
         }
         let in_scope = diff.is_none_or(|c| counts_in_scope(ctx.diff_scope, c, f));
         let mut excepted_by = None;
-        if in_scope {
-            if let Some(e) = active.get(f.fingerprint.as_str()) {
-                match action {
-                    Action::Block => raise(
-                        Decision::Block,
-                        format!(
-                            "exception for {} ({}) not applied: the finding blocks and cannot be excepted",
-                            f.fingerprint, f.rule
-                        ),
-                        &mut decision,
+        if in_scope && let Some(e) = active.get(f.fingerprint.as_str()) {
+            match action {
+                Action::Block => raise(
+                    Decision::Block,
+                    format!(
+                        "exception for {} ({}) not applied: the finding blocks and cannot be excepted",
+                        f.fingerprint, f.rule
                     ),
-                    Action::Ignore | Action::Warn | Action::NeedsApproval => {
-                        excepted_by = Some(e.approver.clone());
-                        overrides.push(OverrideUse::Exception {
-                            gate: spec.name.clone(),
-                            fingerprint: f.fingerprint.clone(),
-                            rule: f.rule.clone(),
-                            approver: e.approver.clone(),
-                            reason: e.reason.clone(),
-                            expires: e.expires,
-                        });
-                    }
+                    &mut decision,
+                ),
+                Action::Ignore | Action::Warn | Action::NeedsApproval => {
+                    excepted_by = Some(e.approver.clone());
+                    overrides.push(OverrideUse::Exception {
+                        gate: spec.name.clone(),
+                        fingerprint: f.fingerprint.clone(),
+                        rule: f.rule.clone(),
+                        approver: e.approver.clone(),
+                        reason: e.reason.clone(),
+                        expires: e.expires,
+                    });
                 }
             }
         }
@@ -324,14 +322,14 @@ pub fn judge_gate(
         );
     }
     let total: u32 = counts.values().sum();
-    if let Some(max) = spec.block_over {
-        if total > max {
-            raise(
-                Decision::Block,
-                format!("{total} finding(s), the policy allows at most {max}"),
-                &mut decision,
-            );
-        }
+    if let Some(max) = spec.block_over
+        && total > max
+    {
+        raise(
+            Decision::Block,
+            format!("{total} finding(s), the policy allows at most {max}"),
+            &mut decision,
+        );
     }
 
     // Coverage: the highest of the gate's, the tier's and the environment's minimum.
@@ -348,21 +346,21 @@ pub fn judge_gate(
     .map(|r| r.0)
     .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))));
     let coverage_min = if reports_coverage { min } else { None };
-    if let Some(min) = coverage_min {
-        if !failed {
-            match g.metrics.coverage {
-                None => raise(
-                    Decision::Block,
-                    format!("no coverage figure was read, minimum is {}", Ratio(min)),
-                    &mut decision,
-                ),
-                Some(c) if c < min => raise(
-                    Decision::Block,
-                    format!("coverage {} is below the minimum {}", Ratio(c), Ratio(min)),
-                    &mut decision,
-                ),
-                Some(_) => {}
-            }
+    if let Some(min) = coverage_min
+        && !failed
+    {
+        match g.metrics.coverage {
+            None => raise(
+                Decision::Block,
+                format!("no coverage figure was read, minimum is {}", Ratio(min)),
+                &mut decision,
+            ),
+            Some(c) if c < min => raise(
+                Decision::Block,
+                format!("coverage {} is below the minimum {}", Ratio(c), Ratio(min)),
+                &mut decision,
+            ),
+            Some(_) => {}
         }
     }
 
@@ -420,26 +418,26 @@ pub fn judge_gate(
         }
     }
 
-    if decision == Decision::NeedsApproval {
-        if let Some(l) = ctx.label_approval {
-            decision = Decision::Allow;
-            reasons.push((
-                Decision::Allow,
-                format!(
-                    "approved by label `{}` added by {} ({})",
-                    l.label, l.user, l.approver
-                ),
-            ));
-            overrides.push(OverrideUse::Label {
-                gate: spec.name.clone(),
-                label: l.label.clone(),
-                pr: l.pr,
-                user: l.user.clone(),
-                approver: l.approver.clone(),
-            });
-        }
+    if decision == Decision::NeedsApproval
+        && let Some(l) = ctx.label_approval
+    {
+        decision = Decision::Allow;
+        reasons.push((
+            Decision::Allow,
+            format!(
+                "approved by label `{}` added by {} ({})",
+                l.label, l.user, l.approver
+            ),
+        ));
+        overrides.push(OverrideUse::Label {
+            gate: spec.name.clone(),
+            label: l.label.clone(),
+            pr: l.pr,
+            user: l.user.clone(),
+            approver: l.approver.clone(),
+        });
     }
-    reasons.sort_by(|a, b| b.0.cmp(&a.0));
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.0));
     GateVerdict {
         gate: spec.name.clone(),
         decision,

@@ -2,6 +2,11 @@
 //! or is missing fails its gate with a message naming the cause, and the run's decision is block.
 //! The tool shapes are small scripts written to a temp dir and run by the real process runner.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions fail loudly"
+)]
+
 mod support_gates;
 
 use chrono::NaiveDate;

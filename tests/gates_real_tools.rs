@@ -1,6 +1,11 @@
 //! The gates against the real Python tools (pinned, installed by scripts/install-python-tools.sh)
 //! on the repository's sample projects: exact findings per tool and the decision per tier.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions fail loudly"
+)]
+
 mod support_gates;
 
 use chrono::NaiveDate;

@@ -315,18 +315,18 @@ pub async fn run_one<R: ToolRunner>(
         .flatten()
     {
         let path = ctx.workspace.join(p);
-        if let Err(e) = tokio::fs::remove_file(&path).await {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                let message = format!("remove stale report {}: {e}", path.display());
-                return GateRun {
-                    outcome: GateOutcome::FailedToStart {
-                        program: argv.first().cloned().unwrap_or_default(),
-                        missing: false,
-                        message,
-                    },
-                    ..base
-                };
-            }
+        if let Err(e) = tokio::fs::remove_file(&path).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            let message = format!("remove stale report {}: {e}", path.display());
+            return GateRun {
+                outcome: GateOutcome::FailedToStart {
+                    program: argv.first().cloned().unwrap_or_default(),
+                    missing: false,
+                    message,
+                },
+                ..base
+            };
         }
     }
     let cmd = ToolCommand {
@@ -429,23 +429,23 @@ pub async fn run_one<R: ToolRunner>(
         },
     );
 
-    if outcome.parsed_cleanly() {
-        if let Some(cov) = &spec.coverage {
-            match read_capped(&ctx.workspace.join(cov), output_cap).await {
-                Ok(c) => match parsers::cobertura::parse(&c.bytes) {
-                    Ok(p) => metrics.coverage = p.metrics.coverage,
-                    Err(e) => {
-                        outcome = GateOutcome::Unparseable {
-                            message: format!("coverage file {}: {e}", cov.display()),
-                            stderr_tail: tail_text(&stderr.bytes, TAIL_BYTES),
-                        }
-                    }
-                },
+    if outcome.parsed_cleanly()
+        && let Some(cov) = &spec.coverage
+    {
+        match read_capped(&ctx.workspace.join(cov), output_cap).await {
+            Ok(c) => match parsers::cobertura::parse(&c.bytes) {
+                Ok(p) => metrics.coverage = p.metrics.coverage,
                 Err(e) => {
                     outcome = GateOutcome::Unparseable {
-                        message: format!("read coverage file {}: {e}", cov.display()),
+                        message: format!("coverage file {}: {e}", cov.display()),
                         stderr_tail: tail_text(&stderr.bytes, TAIL_BYTES),
                     }
+                }
+            },
+            Err(e) => {
+                outcome = GateOutcome::Unparseable {
+                    message: format!("read coverage file {}: {e}", cov.display()),
+                    stderr_tail: tail_text(&stderr.bytes, TAIL_BYTES),
                 }
             }
         }

@@ -181,7 +181,7 @@ pub fn render_markdown(r: &GatesReport) -> String {
             }
         }
         let mut listed: Vec<_> = g.findings.iter().filter(|f| f.counted).collect();
-        listed.sort_by(|a, b| b.finding.severity.cmp(&a.finding.severity));
+        listed.sort_by_key(|f| std::cmp::Reverse(f.finding.severity));
         if !listed.is_empty() {
             let _ = writeln!(
                 s,
@@ -274,7 +274,7 @@ pub fn render_text(r: &GatesReport) -> String {
     }
     for g in &v.gates {
         let mut listed: Vec<_> = g.findings.iter().filter(|f| f.counted).collect();
-        listed.sort_by(|a, b| b.finding.severity.cmp(&a.finding.severity));
+        listed.sort_by_key(|f| std::cmp::Reverse(f.finding.severity));
         for f in listed {
             let at = match (&f.finding.path, f.finding.line, f.finding.column) {
                 (Some(p), Some(l), Some(c)) => format!("{p}:{l}:{c}: "),

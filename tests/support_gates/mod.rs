@@ -5,6 +5,11 @@
     dead_code,
     reason = "each test binary uses a different subset of these helpers"
 )]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail loudly"
+)]
 
 use fm_deploy::gates::run::{ApprovalError, LabelApprovals};
 use fm_deploy::policy::model::*;

@@ -221,21 +221,20 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
                 .locations
                 .first()
                 .and_then(|l| l.physical_location.as_ref())
+                && let Some(uri) = p.artifact_location.as_ref().and_then(|a| a.uri.as_deref())
             {
-                if let Some(uri) = p.artifact_location.as_ref().and_then(|a| a.uri.as_deref()) {
-                    let reg = p.region.as_ref();
-                    let path = uri.strip_prefix("file://").unwrap_or(uri);
-                    f = f
-                        .at(
-                            path,
-                            pos(reg.and_then(|r| r.start_line)),
-                            pos(reg.and_then(|r| r.start_column)),
-                        )
-                        .ending(
-                            pos(reg.and_then(|r| r.end_line)),
-                            pos(reg.and_then(|r| r.end_column)),
-                        );
-                }
+                let reg = p.region.as_ref();
+                let path = uri.strip_prefix("file://").unwrap_or(uri);
+                f = f
+                    .at(
+                        path,
+                        pos(reg.and_then(|r| r.start_line)),
+                        pos(reg.and_then(|r| r.start_column)),
+                    )
+                    .ending(
+                        pos(reg.and_then(|r| r.end_line)),
+                        pos(reg.and_then(|r| r.end_column)),
+                    );
             }
             if let Some(u) = rule.and_then(|x| x.help_uri.clone()) {
                 f = f.help(u);
