@@ -2,10 +2,9 @@
 //! `{path: [violation…]}`. E999 (syntax error) and E902 (I/O error) are high: the file was not
 //! checked at all. Pyflakes' F codes are medium; style (E/W/C) is low.
 
-use super::{ParseError, json, pos, text};
+use super::{ParseError, pos, text};
 use crate::gates::finding::{Finding, Severity};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 
 fn severity(code: &str) -> Severity {
     if code == "E999" || code == "E902" || code.starts_with("E9") {
@@ -66,22 +65,84 @@ struct Violation {
     text: String,
 }
 
+const JSON: &str = "flake8 json";
+
+/// Parses flake8-json output held in memory.
 pub fn parse_json(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
-    let files: BTreeMap<String, Vec<Violation>> = json("flake8 json", bytes)?;
-    Ok(files
-        .into_values()
-        .flatten()
-        .map(|v| {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let out = parse_json_with(&mut de)?;
+    de.end().map_err(|e| ParseError::syntax(JSON, e))?;
+    Ok(out)
+}
+
+/// Parses flake8-json output from a reader, turning each violation into a finding as it is read.
+pub fn parse_json_reader<R: std::io::Read>(r: R) -> Result<Vec<Finding>, ParseError> {
+    let mut de = serde_json::Deserializer::from_reader(r);
+    let out = parse_json_with(&mut de)?;
+    de.end().map_err(|e| ParseError::syntax(JSON, e))?;
+    Ok(out)
+}
+
+fn parse_json_with<'de, D>(de: D) -> Result<Vec<Finding>, ParseError>
+where
+    D: serde::Deserializer<'de, Error = serde_json::Error>,
+{
+    let mut out = Vec::new();
+    serde::de::DeserializeSeed::deserialize(Files(&mut out), de)
+        .map_err(|e| ParseError::syntax(JSON, e))?;
+    Ok(out)
+}
+
+struct Files<'a>(&'a mut Vec<Finding>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Files<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Files<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object of file paths to violation lists")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<(), A::Error> {
+        while m.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            m.next_value_seed(Violations(&mut *self.0))?;
+        }
+        Ok(())
+    }
+}
+
+struct Violations<'a>(&'a mut Vec<Finding>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Violations<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Violations<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of violations")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<(), A::Error> {
+        while let Some(v) = s.next_element::<Violation>()? {
             let line = pos(v.line_number).filter(|l| *l > 0);
-            finding(&v.code, &v.filename, line, pos(v.column_number), &v.text)
-        })
-        .collect())
+            self.0.push(finding(&v.code, &v.filename, line, pos(v.column_number), &v.text));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gates::parsers::testutil::fixture;
+    use std::collections::BTreeMap;
 
     fn counts(f: &[Finding]) -> BTreeMap<char, usize> {
         let mut m = BTreeMap::new();
@@ -100,6 +161,13 @@ mod tests {
             BTreeMap::from([('C', 1), ('E', 12), ('F', 3), ('W', 1)])
         );
         insta::assert_json_snapshot!(f);
+    }
+
+    /// The streaming reader gives the same findings as the in-memory parser.
+    #[test]
+    fn reader_matches_slice() {
+        let b = fixture("flake8/findings.json");
+        assert_eq!(parse_json_reader(&b[..]).unwrap(), parse_json(&b).unwrap());
     }
 
     /// The text and JSON formats of the same run give the same findings.

@@ -12,21 +12,6 @@ use std::collections::HashMap;
 const FORMAT: &str = "sarif";
 
 #[derive(Deserialize)]
-struct Log {
-    version: String,
-    runs: Vec<Run>,
-}
-
-#[derive(Deserialize)]
-struct Run {
-    tool: Tool,
-    #[serde(default)]
-    results: Vec<SResult>,
-    #[serde(default)]
-    invocations: Vec<Invocation>,
-}
-
-#[derive(Deserialize)]
 struct Tool {
     driver: Driver,
 }
@@ -149,105 +134,266 @@ fn score_severity(s: &str) -> Option<Severity> {
     })
 }
 
+/// Parses a SARIF log held in memory.
 pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
-    let log: Log = super::json(FORMAT, bytes)?;
-    if log.version != "2.1.0" {
-        return Err(ParseError::shape(
-            FORMAT,
-            format!("unsupported SARIF version `{}`", log.version),
-        ));
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let out = parse_with(&mut de)?;
+    de.end().map_err(|e| ParseError::syntax(FORMAT, e))?;
+    Ok(out)
+}
+
+/// Parses a SARIF log from a reader without holding the document: each result becomes a
+/// finding as it is read (when, as tools write it, `tool` comes before `results`).
+pub fn parse_reader<R: std::io::Read>(r: R) -> Result<Vec<Finding>, ParseError> {
+    let mut de = serde_json::Deserializer::from_reader(r);
+    let out = parse_with(&mut de)?;
+    de.end().map_err(|e| ParseError::syntax(FORMAT, e))?;
+    Ok(out)
+}
+
+/// What the streaming visitors collect besides findings.
+#[derive(Default)]
+struct State {
+    out: Vec<Finding>,
+    version: Option<String>,
+    incomplete: Option<String>,
+}
+
+fn parse_with<'de, D>(de: D) -> Result<Vec<Finding>, ParseError>
+where
+    D: serde::Deserializer<'de, Error = serde_json::Error>,
+{
+    let mut st = State::default();
+    serde::de::DeserializeSeed::deserialize(LogSeed(&mut st), de)
+        .map_err(|e| ParseError::syntax(FORMAT, e))?;
+    match st.version.as_deref() {
+        Some("2.1.0") => {}
+        Some(v) => return Err(ParseError::shape(FORMAT, format!("unsupported SARIF version `{v}`"))),
+        None => return Err(ParseError::shape(FORMAT, "no `version`")),
     }
-    let mut out = Vec::new();
-    for run in log.runs {
-        let tool = run.tool.driver.name.to_ascii_lowercase();
-        for inv in &run.invocations {
+    if let Some(why) = st.incomplete {
+        return Err(ParseError::incomplete(FORMAT, why));
+    }
+    Ok(st.out)
+}
+
+struct LogSeed<'a>(&'a mut State);
+
+impl<'de> serde::de::DeserializeSeed<'de> for LogSeed<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for LogSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a SARIF log object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<(), A::Error> {
+        let mut runs_seen = false;
+        while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+            match k.as_ref() {
+                "version" => self.0.version = Some(m.next_value()?),
+                "runs" => {
+                    runs_seen = true;
+                    m.next_value_seed(RunsSeed(&mut *self.0))?;
+                }
+                _ => {
+                    m.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        if !runs_seen {
+            return Err(serde::de::Error::missing_field("runs"));
+        }
+        Ok(())
+    }
+}
+
+struct RunsSeed<'a>(&'a mut State);
+
+impl<'de> serde::de::DeserializeSeed<'de> for RunsSeed<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for RunsSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of runs")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<(), A::Error> {
+        while s.next_element_seed(RunSeed(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+}
+
+struct RunSeed<'a>(&'a mut State);
+
+impl<'de> serde::de::DeserializeSeed<'de> for RunSeed<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for RunSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a SARIF run object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<(), A::Error> {
+        let mut tool: Option<Tool> = None;
+        let mut buffered: Vec<SResult> = Vec::new();
+        let mut invocations: Vec<Invocation> = Vec::new();
+        while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+            match k.as_ref() {
+                "tool" => tool = Some(m.next_value()?),
+                "results" => match &tool {
+                    Some(t) => {
+                        let ctx = RunCtx::new(t);
+                        m.next_value_seed(ResultsSeed { ctx: &ctx, out: &mut self.0.out })?;
+                    }
+                    None => buffered = m.next_value()?,
+                },
+                "invocations" => invocations = m.next_value()?,
+                _ => {
+                    m.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        let tool = tool.ok_or_else(|| serde::de::Error::missing_field("tool"))?;
+        let ctx = RunCtx::new(&tool);
+        for r in &buffered {
+            self.0.out.push(ctx.finding(r));
+        }
+        for inv in &invocations {
             let failed = inv
                 .config_notes
                 .iter()
                 .chain(&inv.exec_notes)
                 .find(|n| n.level.as_deref() == Some("error"));
-            if !inv.execution_successful || failed.is_some() {
+            if (!inv.execution_successful || failed.is_some()) && self.0.incomplete.is_none() {
                 let why = failed
                     .and_then(|n| n.message.text.clone())
                     .unwrap_or_else(|| "executionSuccessful is false".into());
-                return Err(ParseError::incomplete(
-                    FORMAT,
-                    format!("{tool} did not scan everything: {why}"),
-                ));
+                self.0.incomplete = Some(format!("{} did not scan everything: {why}", ctx.tool));
             }
         }
-        let by_id: HashMap<&str, &Rule> = run
-            .tool
-            .driver
-            .rules
-            .iter()
-            .map(|r| (r.id.as_str(), r))
-            .collect();
-        for r in &run.results {
-            let rule = r
-                .rule_index
-                .and_then(|i| run.tool.driver.rules.get(i))
-                .or_else(|| r.rule_id.as_deref().and_then(|id| by_id.get(id).copied()));
-            let rule_id = r
-                .rule_id
-                .clone()
-                .or_else(|| rule.map(|x| x.id.clone()))
-                .unwrap_or_else(|| "sarif".into());
-            let props = r.properties.as_ref();
-            let rprops = rule.and_then(|x| x.properties.as_ref());
-            let sev = props
-                .and_then(|p| p.issue_severity.as_deref())
-                .and_then(Severity::parse)
-                .or_else(|| {
-                    props
-                        .and_then(|p| p.security_severity.as_deref())
-                        .and_then(score_severity)
-                })
-                .or_else(|| {
-                    rprops
-                        .and_then(|p| p.security_severity.as_deref())
-                        .and_then(score_severity)
-                })
-                .or_else(|| r.level.as_deref().and_then(level_severity))
-                .or_else(|| {
-                    rule.and_then(|x| x.default_configuration.as_ref())
-                        .and_then(|c| c.level.as_deref())
-                        .and_then(level_severity)
-                })
-                .unwrap_or(Severity::Medium);
-            let msg = r.message.text.clone().unwrap_or_else(|| rule_id.clone());
-            let mut f = Finding::new(&tool, rule_id, sev, msg);
-            if let Some(p) = r
-                .locations
-                .first()
-                .and_then(|l| l.physical_location.as_ref())
-                && let Some(uri) = p.artifact_location.as_ref().and_then(|a| a.uri.as_deref())
-            {
-                let reg = p.region.as_ref();
-                let path = uri.strip_prefix("file://").unwrap_or(uri);
-                f = f
-                    .at(
-                        path,
-                        pos(reg.and_then(|r| r.start_line)),
-                        pos(reg.and_then(|r| r.start_column)),
-                    )
-                    .ending(
-                        pos(reg.and_then(|r| r.end_line)),
-                        pos(reg.and_then(|r| r.end_column)),
-                    );
-            }
-            if let Some(u) = rule.and_then(|x| x.help_uri.clone()) {
-                f = f.help(u);
-            }
-            // A secret scanner's every result is a leaked credential, whatever level it carries.
-            if tool == "gitleaks" {
-                f.severity = Severity::Critical;
-                f = f.classed(FindingClass::Secret);
-            }
-            out.push(f);
+        Ok(())
+    }
+}
+
+struct ResultsSeed<'a> {
+    ctx: &'a RunCtx<'a>,
+    out: &'a mut Vec<Finding>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ResultsSeed<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ResultsSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of results")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<(), A::Error> {
+        while let Some(r) = s.next_element::<SResult>()? {
+            self.out.push(self.ctx.finding(&r));
+        }
+        Ok(())
+    }
+}
+
+/// A run's tool and rules, to turn its results into findings.
+struct RunCtx<'a> {
+    tool: String,
+    rules: &'a [Rule],
+    by_id: HashMap<&'a str, &'a Rule>,
+}
+
+impl<'a> RunCtx<'a> {
+    fn new(t: &'a Tool) -> Self {
+        RunCtx {
+            tool: t.driver.name.to_ascii_lowercase(),
+            rules: &t.driver.rules,
+            by_id: t.driver.rules.iter().map(|r| (r.id.as_str(), r)).collect(),
         }
     }
-    Ok(out)
+
+    fn finding(&self, r: &SResult) -> Finding {
+        let tool = self.tool.as_str();
+        let rule = r
+            .rule_index
+            .and_then(|i| self.rules.get(i))
+            .filter(|x| r.rule_id.as_deref().is_none_or(|id| id == x.id))
+            .or_else(|| r.rule_id.as_deref().and_then(|id| self.by_id.get(id).copied()));
+        let rule_id = r
+            .rule_id
+            .clone()
+            .or_else(|| rule.map(|x| x.id.clone()))
+            .unwrap_or_else(|| "sarif".into());
+        let props = r.properties.as_ref();
+        let rprops = rule.and_then(|x| x.properties.as_ref());
+        let sev = props
+            .and_then(|p| p.issue_severity.as_deref())
+            .and_then(Severity::parse)
+            .or_else(|| {
+                props
+                    .and_then(|p| p.security_severity.as_deref())
+                    .and_then(score_severity)
+            })
+            .or_else(|| {
+                rprops
+                    .and_then(|p| p.security_severity.as_deref())
+                    .and_then(score_severity)
+            })
+            .or_else(|| r.level.as_deref().and_then(level_severity))
+            .or_else(|| {
+                rule.and_then(|x| x.default_configuration.as_ref())
+                    .and_then(|c| c.level.as_deref())
+                    .and_then(level_severity)
+            })
+            .unwrap_or(Severity::Medium);
+        let msg = r.message.text.clone().unwrap_or_else(|| rule_id.clone());
+        let mut f = Finding::new(tool, rule_id, sev, msg);
+        if let Some(p) = r
+            .locations
+            .first()
+            .and_then(|l| l.physical_location.as_ref())
+            && let Some(uri) = p.artifact_location.as_ref().and_then(|a| a.uri.as_deref())
+        {
+            let reg = p.region.as_ref();
+            let path = uri.strip_prefix("file://").unwrap_or(uri);
+            f = f
+                .at(
+                    path,
+                    pos(reg.and_then(|r| r.start_line)),
+                    pos(reg.and_then(|r| r.start_column)),
+                )
+                .ending(
+                    pos(reg.and_then(|r| r.end_line)),
+                    pos(reg.and_then(|r| r.end_column)),
+                );
+        }
+        if let Some(u) = rule.and_then(|x| x.help_uri.clone()) {
+            f = f.help(u);
+        }
+        // A secret scanner's every result is a leaked credential, whatever level it carries.
+        if tool == "gitleaks" {
+            f.severity = Severity::Critical;
+            f = f.classed(FindingClass::Secret);
+        }
+        f
+    }
 }
 
 #[cfg(test)]
@@ -267,6 +413,21 @@ mod tests {
         b.sort();
         assert_eq!(a, b);
         insta::assert_json_snapshot!(s);
+    }
+
+    /// The streaming reader gives the same findings, also when `results` precede `tool`
+    /// (re-serialising through `serde_json::Value` sorts the keys that way).
+    #[test]
+    fn reader_and_key_order() {
+        for fx in ["bandit/findings.sarif", "trivy/image.sarif", "gitleaks/findings.sarif"] {
+            let bytes = fixture(fx);
+            let want = parse(&bytes).unwrap();
+            assert_eq!(parse_reader(&bytes[..]).unwrap(), want, "{fx}");
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let sorted = serde_json::to_vec(&v).unwrap();
+            assert!(sorted.windows(9).position(|w| w == b"\"results\"") < sorted.windows(6).position(|w| w == b"\"tool\""));
+            assert_eq!(parse(&sorted).unwrap(), want, "{fx} sorted");
+        }
     }
 
     /// Bandit's SARIF for a file it could not parse is an incomplete scan; a clean one is empty.
