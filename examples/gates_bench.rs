@@ -13,7 +13,10 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 fn gen_sarif(n: usize, out: &mut impl Write) -> std::io::Result<()> {
-    write!(out, r#"{{"$schema":"https://json.schemastore.org/sarif-2.1.0.json","version":"2.1.0","runs":[{{"tool":{{"driver":{{"name":"Bandit","rules":["#)?;
+    write!(
+        out,
+        r#"{{"$schema":"https://json.schemastore.org/sarif-2.1.0.json","version":"2.1.0","runs":[{{"tool":{{"driver":{{"name":"Bandit","rules":["#
+    )?;
     for r in 0..50 {
         if r > 0 {
             write!(out, ",")?;
@@ -52,7 +55,11 @@ fn gen_flake8(n: usize, out: &mut impl Write) -> std::io::Result<()> {
             write!(out, ", ")?;
         }
         write!(out, r#""./pkg/module_{f}.py": ["#)?;
-        let per = if f + 1 == files { n - written } else { n / files };
+        let per = if f + 1 == files {
+            n - written
+        } else {
+            n / files
+        };
         for j in 0..per {
             if j > 0 {
                 write!(out, ", ")?;
@@ -76,10 +83,17 @@ fn main() -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match args.get(1).map(String::as_str) {
         Some(mode @ ("gen-sarif" | "gen-flake8")) => {
-            let n: usize = args.get(2).ok_or_else(|| anyhow::anyhow!("N missing"))?.parse()?;
+            let n: usize = args
+                .get(2)
+                .ok_or_else(|| anyhow::anyhow!("N missing"))?
+                .parse()?;
             let path = args.get(3).ok_or_else(|| anyhow::anyhow!("FILE missing"))?;
             let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
-            if mode == "gen-sarif" { gen_sarif(n, &mut w)? } else { gen_flake8(n, &mut w)? }
+            if mode == "gen-sarif" {
+                gen_sarif(n, &mut w)?
+            } else {
+                gen_flake8(n, &mut w)?
+            }
             w.flush()?;
         }
         Some("stream") => {
@@ -111,11 +125,21 @@ fn main() -> anyhow::Result<()> {
             let par: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(8);
             let text = format!(
                 "version: 1\napp: {{name: bench, image: example/bench, port: 8080}}\nbranches:\n  main: {{tier: t}}\ntiers:\n  t: [{}]\ngates:\n{}runner: {{parallelism: {par}}}\n",
-                (0..gates).map(|i| format!("s{i}")).collect::<Vec<_>>().join(", "),
-                (0..gates).map(|i| format!("  s{i}: {{run: [sleep, \"1\"], parser: exit-code}}\n")).collect::<String>()
+                (0..gates)
+                    .map(|i| format!("s{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                (0..gates)
+                    .map(|i| format!("  s{i}: {{run: [sleep, \"1\"], parser: exit-code}}\n"))
+                    .collect::<String>()
             );
-            let policy = fm_deploy::policy::load_str(&text, std::path::Path::new("bench.yml")).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let tier = policy.tiers.get("t").ok_or_else(|| anyhow::anyhow!("no tier"))?.clone();
+            let policy = fm_deploy::policy::load_str(&text, std::path::Path::new("bench.yml"))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let tier = policy
+                .tiers
+                .get("t")
+                .ok_or_else(|| anyhow::anyhow!("no tier"))?
+                .clone();
             let ctx = GateContext {
                 workspace: std::env::current_dir()?,
                 phase: GatePhase::PreDeploy,
@@ -125,13 +149,28 @@ fn main() -> anyhow::Result<()> {
                 deploy_url: None,
                 today: chrono::Utc::now().date_naive(),
             };
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             let started = Instant::now();
-            let report = rt.block_on(run_gates(&policy, &tier, &ctx, &fm_deploy::gates::runner::ProcessRunner, &NoLabels));
+            let report = rt.block_on(run_gates(
+                &policy,
+                &tier,
+                &ctx,
+                &fm_deploy::gates::runner::ProcessRunner,
+                &NoLabels,
+            ));
             let wall: Duration = started.elapsed();
-            writeln!(stdout, "{} {:.1}", report.verdict.decision, wall.as_secs_f64() * 1000.0)?;
+            writeln!(
+                stdout,
+                "{} {:.1}",
+                report.verdict.decision,
+                wall.as_secs_f64() * 1000.0
+            )?;
         }
-        _ => anyhow::bail!("usage: gates_bench gen-sarif N FILE | gen-flake8 N FILE | parse KIND FILE | sleep GATES PAR"),
+        _ => anyhow::bail!(
+            "usage: gates_bench gen-sarif N FILE | gen-flake8 N FILE | parse KIND FILE | sleep GATES PAR"
+        ),
     }
     Ok(())
 }

@@ -132,7 +132,13 @@ impl<'de> serde::de::Visitor<'de> for Violations<'_> {
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<(), A::Error> {
         while let Some(v) = s.next_element::<Violation>()? {
             let line = pos(v.line_number).filter(|l| *l > 0);
-            self.0.push(finding(&v.code, &v.filename, line, pos(v.column_number), &v.text));
+            self.0.push(finding(
+                &v.code,
+                &v.filename,
+                line,
+                pos(v.column_number),
+                &v.text,
+            ));
         }
         Ok(())
     }

@@ -65,3 +65,29 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gates::parsers::testutil::fixture;
+
+    /// Real output of examples/perf/perf_probe.py against the sample service.
+    #[test]
+    fn real_probe_output() {
+        let p = parse(&fixture("perf/certsolver.json"))
+            .unwrap()
+            .metrics
+            .perf
+            .unwrap();
+        assert!(p.api_ms.is_some() && p.certificate_generation_ms.is_some());
+        assert_eq!((p.page_load_ms, p.error_rate), (None, Some(0.0)));
+    }
+
+    /// A typo'd key or a wrong format tag is an error, never a silently missing metric.
+    #[test]
+    fn unknown_keys_and_tags_fail() {
+        assert!(parse(br#"{"format": "fm-deploy-perf/1", "api_msec": 3}"#).is_err());
+        assert!(parse(br#"{"format": "other", "api_ms": 3}"#).is_err());
+        assert!(parse(br#"{"format": "fm-deploy-perf/1"}"#).is_err());
+    }
+}

@@ -168,7 +168,12 @@ where
         .map_err(|e| ParseError::syntax(FORMAT, e))?;
     match st.version.as_deref() {
         Some("2.1.0") => {}
-        Some(v) => return Err(ParseError::shape(FORMAT, format!("unsupported SARIF version `{v}`"))),
+        Some(v) => {
+            return Err(ParseError::shape(
+                FORMAT,
+                format!("unsupported SARIF version `{v}`"),
+            ));
+        }
         None => return Err(ParseError::shape(FORMAT, "no `version`")),
     }
     if let Some(why) = st.incomplete {
@@ -256,7 +261,10 @@ impl<'de> serde::de::Visitor<'de> for RunSeed<'_> {
                 "results" => match &tool {
                     Some(t) => {
                         let ctx = RunCtx::new(t);
-                        m.next_value_seed(ResultsSeed { ctx: &ctx, out: &mut self.0.out })?;
+                        m.next_value_seed(ResultsSeed {
+                            ctx: &ctx,
+                            out: &mut self.0.out,
+                        })?;
                     }
                     None => buffered = m.next_value()?,
                 },
@@ -335,7 +343,11 @@ impl<'a> RunCtx<'a> {
             .rule_index
             .and_then(|i| self.rules.get(i))
             .filter(|x| r.rule_id.as_deref().is_none_or(|id| id == x.id))
-            .or_else(|| r.rule_id.as_deref().and_then(|id| self.by_id.get(id).copied()));
+            .or_else(|| {
+                r.rule_id
+                    .as_deref()
+                    .and_then(|id| self.by_id.get(id).copied())
+            });
         let rule_id = r
             .rule_id
             .clone()
@@ -419,13 +431,20 @@ mod tests {
     /// (re-serialising through `serde_json::Value` sorts the keys that way).
     #[test]
     fn reader_and_key_order() {
-        for fx in ["bandit/findings.sarif", "trivy/image.sarif", "gitleaks/findings.sarif"] {
+        for fx in [
+            "bandit/findings.sarif",
+            "trivy/image.sarif",
+            "gitleaks/findings.sarif",
+        ] {
             let bytes = fixture(fx);
             let want = parse(&bytes).unwrap();
             assert_eq!(parse_reader(&bytes[..]).unwrap(), want, "{fx}");
             let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
             let sorted = serde_json::to_vec(&v).unwrap();
-            assert!(sorted.windows(9).position(|w| w == b"\"results\"") < sorted.windows(6).position(|w| w == b"\"tool\""));
+            assert!(
+                sorted.windows(9).position(|w| w == b"\"results\"")
+                    < sorted.windows(6).position(|w| w == b"\"tool\"")
+            );
             assert_eq!(parse(&sorted).unwrap(), want, "{fx} sorted");
         }
     }
