@@ -147,6 +147,7 @@ fn main() -> anyhow::Result<()> {
                 pull_request: None,
                 diff_scope: DiffScope::All,
                 deploy_url: None,
+                image: None,
                 today: chrono::Utc::now().date_naive(),
             };
             let rt = tokio::runtime::Builder::new_multi_thread()

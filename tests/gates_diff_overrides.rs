@@ -26,6 +26,7 @@ fn ctx(dir: &std::path::Path) -> GateContext {
         pull_request: None,
         diff_scope: DiffScope::All,
         deploy_url: None,
+        image: None,
         today: NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(),
     }
 }

@@ -35,6 +35,7 @@ fn ctx(dir: &Path) -> GateContext {
         pull_request: None,
         diff_scope: DiffScope::All,
         deploy_url: None,
+        image: None,
         today: NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(),
     }
 }

@@ -76,6 +76,7 @@ async fn budgets_against_real_measurements() {
         pull_request: None,
         diff_scope: DiffScope::All,
         deploy_url: None,
+        image: None,
         today: NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(),
     };
     let r = run_gates(&p, &p.tiers["enhanced"], &ctx, &ProcessRunner, &NoLabels).await;

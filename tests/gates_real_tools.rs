@@ -153,6 +153,7 @@ fn ctx(dir: &Path, env: &str) -> GateContext {
         pull_request: None,
         diff_scope: DiffScope::All,
         deploy_url: None,
+        image: None,
         today: NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(),
     }
 }
@@ -209,12 +210,12 @@ async fn planted_project_real_tools() {
     )
     .await;
     all_parsed(&r);
-    assert_eq!(by_severity(&r, "format"), BTreeMap::from([(Low, 9)]));
+    assert_eq!(by_severity(&r, "format"), BTreeMap::from([(Medium, 9)]));
     assert_eq!(
         by_severity(&r, "lint"),
         BTreeMap::from([(Low, 14), (Medium, 3)])
     );
-    assert_eq!(by_severity(&r, "types"), BTreeMap::from([(Medium, 7)]));
+    assert_eq!(by_severity(&r, "types"), BTreeMap::from([(High, 7)]));
     assert_eq!(
         by_severity(&r, "security"),
         BTreeMap::from([(Low, 11), (Medium, 6), (High, 3)])

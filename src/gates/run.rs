@@ -87,6 +87,8 @@ pub struct GateContext {
     pub diff_scope: DiffScope,
     /// Substituted for `{deploy_url}` in post-deploy gates' argv.
     pub deploy_url: Option<String>,
+    /// Substituted for `{image}` (the image reference being gated, e.g. for a container scan).
+    pub image: Option<String>,
     pub today: NaiveDate,
 }
 
@@ -276,13 +278,21 @@ fn placeholder(name: &str) -> GateSpec {
     }
 }
 
-/// The gate's argv with `{deploy_url}` replaced (the only substitution; no shell ever).
-pub fn gate_argv(spec: &GateSpec, deploy_url: Option<&str>) -> Vec<String> {
+/// The gate's argv with `{deploy_url}` and `{image}` replaced: the only substitutions, each
+/// inside one argument (no shell ever sees them). A placeholder with no value stays as written,
+/// so the tool fails visibly rather than running on an empty argument.
+pub fn gate_argv(spec: &GateSpec, deploy_url: Option<&str>, image: Option<&str>) -> Vec<String> {
     spec.run
         .iter()
-        .map(|a| match deploy_url {
-            Some(u) => a.replace("{deploy_url}", u),
-            None => a.clone(),
+        .map(|a| {
+            let mut a = a.clone();
+            if let Some(u) = deploy_url {
+                a = a.replace("{deploy_url}", u);
+            }
+            if let Some(i) = image {
+                a = a.replace("{image}", i);
+            }
+            a
         })
         .collect()
 }
@@ -298,7 +308,7 @@ pub async fn run_one<R: ToolRunner>(
         Some(w) => ctx.workspace.join(w),
         None => ctx.workspace.clone(),
     };
-    let argv = gate_argv(spec, ctx.deploy_url.as_deref());
+    let argv = gate_argv(spec, ctx.deploy_url.as_deref(), ctx.image.as_deref());
     let base = GateRun {
         gate: spec.name.clone(),
         parser: spec.parser,
@@ -604,4 +614,36 @@ async fn label_approval<L: LabelApprovals>(
         "label `{label}` was added by {user}, who is not among the approvers; not applied"
     ));
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Substitutions stay inside their argument: a hostile value is never split or interpreted.
+    #[test]
+    fn argv_substitution_is_per_argument() {
+        let mut spec = placeholder("scan");
+        spec.run = vec![
+            "trivy".into(),
+            "image".into(),
+            "{image}".into(),
+            "--url={deploy_url}".into(),
+        ];
+        let argv = gate_argv(
+            &spec,
+            Some("https://x; rm -rf /"),
+            Some("ghcr.io/o/a:1 --exit-code 0"),
+        );
+        assert_eq!(
+            argv,
+            [
+                "trivy",
+                "image",
+                "ghcr.io/o/a:1 --exit-code 0",
+                "--url=https://x; rm -rf /"
+            ]
+        );
+        assert_eq!(gate_argv(&spec, None, None)[2], "{image}");
+    }
 }

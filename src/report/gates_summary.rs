@@ -310,3 +310,142 @@ pub fn render_json(r: &GatesReport) -> String {
     serde_json::to_string_pretty(r)
         .unwrap_or_else(|e| format!("{{\"error\": \"failed to serialize the gates report: {e}\"}}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gates::outcome::{Captured, classify};
+    use crate::gates::run::GateRun;
+    use crate::gates::runner::ExitStatus;
+    use crate::policy::model::{GatePhase, GateSpec, ParserKind, TierSpec};
+    use crate::verdict::{GateInput, VerdictContext, decide};
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    fn fixture(rel: &str) -> Vec<u8> {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(rel),
+        )
+        .unwrap()
+    }
+
+    fn spec(name: &str, parser: ParserKind, block_over: Option<u32>) -> GateSpec {
+        GateSpec {
+            name: name.into(),
+            run: vec![name.into()],
+            parser,
+            report: None,
+            timeout: Duration::from_secs(60),
+            phase: GatePhase::PreDeploy,
+            severity: BTreeMap::new(),
+            block_over,
+            coverage: None,
+            coverage_min: None,
+            budgets: None,
+            licenses: None,
+            env: BTreeMap::new(),
+            working_dir: None,
+            annotation_budget: 50,
+        }
+    }
+
+    /// The summary and terminal report of real recorded runs (planted project), pinned.
+    #[test]
+    fn renders_real_runs() {
+        let cases = [
+            (
+                spec("lint", ParserKind::Flake8Json, Some(0)),
+                1,
+                "flake8/findings.json",
+                "",
+            ),
+            (
+                spec("bandit", ParserKind::Bandit, None),
+                1,
+                "bandit/findings.json",
+                "",
+            ),
+            (
+                spec("secrets", ParserKind::DetectSecrets, None),
+                0,
+                "detect-secrets/findings.json",
+                "",
+            ),
+            (
+                spec("dependencies", ParserKind::PipAudit, None),
+                0,
+                "pip-audit/all-skipped-pypi-404.json",
+                "pip-audit/all-skipped-pypi-404.json.stderr.txt",
+            ),
+        ];
+        let runs: Vec<GateRun> = cases
+            .iter()
+            .map(|(s, code, out, err)| {
+                let out = fixture(out);
+                let err = if err.is_empty() { vec![] } else { fixture(err) };
+                let (outcome, metrics) = classify(
+                    s.parser,
+                    Captured {
+                        status: ExitStatus::Code(*code),
+                        output: &out,
+                        output_truncated: false,
+                        stderr: &err,
+                    },
+                );
+                GateRun {
+                    gate: s.name.clone(),
+                    parser: s.parser,
+                    argv: s.run.clone(),
+                    outcome,
+                    metrics,
+                    elapsed: Duration::ZERO,
+                    stdout_dropped: 0,
+                    stderr_dropped: 0,
+                }
+            })
+            .collect();
+        let tier = TierSpec {
+            name: "basic".into(),
+            gates: vec![],
+            matrix: None,
+            coverage_min: None,
+        };
+        let ctx = VerdictContext {
+            tier: &tier,
+            env_coverage_min: None,
+            diff: None,
+            diff_scope: crate::policy::model::DiffScope::All,
+            exceptions: &[],
+            label_approval: None,
+            today: chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(),
+        };
+        let inputs: Vec<GateInput<'_>> = cases
+            .iter()
+            .zip(&runs)
+            .map(|((s, ..), r)| GateInput {
+                spec: s,
+                outcome: &r.outcome,
+                metrics: &r.metrics,
+            })
+            .collect();
+        let verdict = decide(&inputs, &ctx);
+        let report = GatesReport {
+            tier: "basic".into(),
+            environment: Some("development".into()),
+            pull_request: None,
+            diff_scope: None,
+            parallelism: 2,
+            runs,
+            verdict,
+            notes: vec![],
+            elapsed: Duration::ZERO,
+        };
+        assert_eq!(report.verdict.decision, Decision::Block);
+        insta::assert_snapshot!("markdown", render_markdown(&report));
+        insta::assert_snapshot!("text", render_text(&report));
+        let json: serde_json::Value = serde_json::from_str(&render_json(&report)).unwrap();
+        assert_eq!(json["verdict"]["decision"], "block");
+    }
+}

@@ -33,6 +33,25 @@ struct Issue {
     test_name: Option<String>,
 }
 
+/// Bandit quotes the literal in its hard-coded password findings (B105–B107); the literal is a
+/// secret and must never reach a report, so it is masked.
+pub fn redact(message: &str) -> String {
+    const MARK: &str = "Possible hardcoded password: ";
+    match message.find(MARK) {
+        Some(i) => {
+            let head = &message[..i + MARK.len()];
+            let rest = &message[i + MARK.len()..];
+            // Keep anything Bandit appended after the quoted literal (e.g. our ` [test_name]`).
+            let tail = rest
+                .strip_prefix('\'')
+                .and_then(|r| r.rfind('\'').map(|j| &r[j + 1..]))
+                .unwrap_or("");
+            format!("{head}'***'{tail}")
+        }
+        None => message.to_string(),
+    }
+}
+
 pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
     let r: Report = json(FORMAT, bytes)?;
     if !r.errors.is_empty() {
@@ -57,13 +76,18 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
             })?;
             let name = i.test_name.map(|n| format!(" [{n}]")).unwrap_or_default();
             let end_line = i.line_range.as_ref().and_then(|r| r.iter().max().copied());
-            let mut f = Finding::new("bandit", i.test_id, sev, format!("{}{name}", i.issue_text))
-                .at(
-                    &i.filename,
-                    pos(i.line_number),
-                    pos(i.col_offset.map(|c| c + 1)),
-                )
-                .ending(pos(end_line), pos(i.end_col_offset.map(|c| c + 1)));
+            let mut f = Finding::new(
+                "bandit",
+                i.test_id,
+                sev,
+                format!("{}{name}", redact(&i.issue_text)),
+            )
+            .at(
+                &i.filename,
+                pos(i.line_number),
+                pos(i.col_offset.map(|c| c + 1)),
+            )
+            .ending(pos(end_line), pos(i.end_col_offset.map(|c| c + 1)));
             if let Some(u) = i.more_info {
                 f = f.help(u);
             }
@@ -87,6 +111,21 @@ mod tests {
             (3, 6, 11)
         );
         insta::assert_json_snapshot!(f);
+    }
+
+    /// Hard-coded password literals never reach a finding.
+    #[test]
+    fn passwords_are_masked() {
+        let f = parse(&fixture("bandit/findings.json")).unwrap();
+        let b105: Vec<_> = f.iter().filter(|x| x.rule == "B105").collect();
+        assert_eq!(b105.len(), 2);
+        for x in b105 {
+            assert_eq!(
+                x.message,
+                "Possible hardcoded password: '***' [hardcoded_password_string]"
+            );
+        }
+        assert!(!f.iter().any(|x| x.message.contains("Sup3r")));
     }
 
     /// A clean run has no findings.

@@ -1,5 +1,5 @@
-//! Black `--check --diff`: a unified diff on stdout; one finding per hunk (the file would be
-//! reformatted there). Paths are as Black printed them (absolute); the gate makes them relative.
+//! Black `--check --diff`: a unified diff on stdout; one medium finding per hunk (the file would
+//! be reformatted there). Paths are as Black printed them (absolute); the gate makes them relative.
 
 use super::{ParseError, text};
 use crate::gates::finding::{Finding, Severity};
@@ -29,7 +29,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Finding>, ParseError> {
             })?;
             let end = start.saturating_add(len.saturating_sub(1));
             out.push(
-                Finding::new("black", "would-reformat", Severity::Low, format!("black would reformat lines {start}-{end}"))
+                Finding::new("black", "would-reformat", Severity::Medium, format!("black would reformat lines {start}-{end}"))
                     .at(path, Some(start), None)
                     .ending(Some(end), None)
                     .help("https://black.readthedocs.io/en/stable/the_black_code_style/current_style.html"),

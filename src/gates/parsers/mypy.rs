@@ -1,6 +1,5 @@
-//! MyPy: `--output json` (one object per line) and the plain text format. Errors are medium;
-//! notes belong to the error above them (they are its hint). A `syntax` error (checking stopped)
-//! is high.
+//! MyPy: `--output json` (one object per line) and the plain text format. Errors are high;
+//! notes belong to the error above them (they are its hint).
 
 use super::{ParseError, pos, text};
 use crate::gates::finding::{Finding, Severity};
@@ -8,12 +7,10 @@ use serde::Deserialize;
 
 const HELP: &str = "https://mypy.readthedocs.io/en/stable/error_code_list.html";
 
-fn severity(code: &str) -> Severity {
-    if code == "syntax" {
-        Severity::High
-    } else {
-        Severity::Medium
-    }
+fn severity(_code: &str) -> Severity {
+    // A type error is a bug the checker proved: high (needs approval by default); the syntax
+    // error that stops checking is high as well, and the gate's exit code fails it anyway.
+    Severity::High
 }
 
 #[derive(Deserialize)]

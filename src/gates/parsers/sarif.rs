@@ -375,7 +375,10 @@ impl<'a> RunCtx<'a> {
                     .and_then(level_severity)
             })
             .unwrap_or(Severity::Medium);
-        let msg = r.message.text.clone().unwrap_or_else(|| rule_id.clone());
+        let mut msg = r.message.text.clone().unwrap_or_else(|| rule_id.clone());
+        if tool == "bandit" {
+            msg = super::bandit::redact(&msg);
+        }
         let mut f = Finding::new(tool, rule_id, sev, msg);
         if let Some(p) = r
             .locations
@@ -424,6 +427,7 @@ mod tests {
         a.sort();
         b.sort();
         assert_eq!(a, b);
+        assert!(!s.iter().any(|x| x.message.contains("Sup3r")));
         insta::assert_json_snapshot!(s);
     }
 
