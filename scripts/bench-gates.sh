@@ -21,14 +21,17 @@ B=$CARGO_TARGET_DIR/release/examples/gates_bench
 JQ_SARIF='.runs[] | .tool.driver.name as $t | .results[] | {tool: $t, rule: .ruleId, severity: .properties.issue_severity, path: .locations[0].physicalLocation.artifactLocation.uri, line: .locations[0].physicalLocation.region.startLine, column: .locations[0].physicalLocation.region.startColumn, end_line: .locations[0].physicalLocation.region.endLine, end_column: .locations[0].physicalLocation.region.endColumn, message: .message.text}'
 JQ_FLAKE8='to_entries[] | .value[] | {rule: .code, path: .filename, line: .line_number, column: .column_number, message: .text}'
 
-# measure LABEL CMD... -> prints "LABEL median_seconds median_peak_kb"
+# measure LABEL CMD... -> prints "LABEL median_seconds median_peak_kb" (wall from nanosecond
+# clock reads around /usr/bin/time, whose own wall figure has 10 ms resolution)
 measure() {
   local label=$1; shift
   local secs=() kbs=()
   for _ in $(seq "$RUNS"); do
-    local out
+    local out t0 t1
+    t0=$(date +%s.%N)
     out=$( { /usr/bin/time -v "$@" >/dev/null; } 2>&1 )
-    secs+=("$(echo "$out" | awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}')")
+    t1=$(date +%s.%N)
+    secs+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f", b - a}')")
     kbs+=("$(echo "$out" | awk -F': ' '/Maximum resident set size/ {print $2}')")
   done
   local ms mk

@@ -41,6 +41,10 @@ ensure() {  # DIR PINS
   echo "$want" > "$stamp"
 }
 
+if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null; then
+  echo "install-python-tools: $PY cannot create virtualenvs (Debian: apt-get install -y python3-venv)" >&2
+  exit 1
+fi
 ensure "$VENV" "$PINS"
 ensure "$APPVENV" "$APP_PINS"
 echo "$VENV/bin"
