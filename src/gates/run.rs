@@ -92,6 +92,22 @@ pub struct GateContext {
     pub today: NaiveDate,
 }
 
+impl GateContext {
+    /// Pre-deploy gates of a push (no pull request, no environment), for today's UTC date.
+    pub fn new(workspace: impl Into<PathBuf>) -> Self {
+        GateContext {
+            workspace: workspace.into(),
+            phase: GatePhase::PreDeploy,
+            environment: None,
+            pull_request: None,
+            diff_scope: DiffScope::All,
+            deploy_url: None,
+            image: None,
+            today: chrono::Utc::now().date_naive(),
+        }
+    }
+}
+
 /// One gate as it ran.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GateRun {

@@ -233,9 +233,20 @@ pub fn render_markdown(r: &GatesReport) -> String {
         }
         let _ = writeln!(s);
     }
-    if !r.notes.is_empty() {
+    let cuts: Vec<String> = r
+        .runs
+        .iter()
+        .filter(|x| x.stdout_dropped > 0 || x.stderr_dropped > 0)
+        .map(|x| {
+            format!(
+                "`{}`: output cut at the cap ({} bytes of stdout and {} of stderr dropped)",
+                x.gate, x.stdout_dropped, x.stderr_dropped
+            )
+        })
+        .collect();
+    if !r.notes.is_empty() || !cuts.is_empty() {
         let _ = writeln!(s, "### Notes\n");
-        for n in &r.notes {
+        for n in r.notes.iter().chain(&cuts) {
             let _ = writeln!(s, "- {}", md_escape(n));
         }
     }
