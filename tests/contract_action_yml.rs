@@ -3,6 +3,12 @@
 //! variable GitHub sets for it, the example workflows use only real inputs and commands, pin every
 //! action and keep untrusted text out of shells, and the Dockerfile keeps its promises.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "helpers panic with the file name when a checked-in file is broken"
+)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
