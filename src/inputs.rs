@@ -145,7 +145,8 @@ impl fmt::Debug for Secret {
 }
 
 /// What the run does (the `command` input).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Command {
     Plan,
     Gates,

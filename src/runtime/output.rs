@@ -51,6 +51,11 @@ impl OutputKey {
         OutputKey::Report,
     ];
 
+    /// The output named `name` in `action.yml`, if there is one.
+    pub fn from_name(name: &str) -> Option<OutputKey> {
+        OutputKey::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// The output's name in `action.yml` (`steps.<id>.outputs.<name>`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -171,6 +176,15 @@ mod tests {
         let delim = first.strip_prefix("report<<").unwrap();
         assert!(!value.contains(delim));
         assert!(entry.ends_with(&format!("\n{delim}\n")));
+    }
+
+    /// Every name maps back to its key; unknown names to none.
+    #[test]
+    fn from_name_round_trips() {
+        for k in OutputKey::ALL {
+            assert_eq!(OutputKey::from_name(k.as_str()), Some(k));
+        }
+        assert_eq!(OutputKey::from_name("active_color"), None);
     }
 
     /// Output names are unique.

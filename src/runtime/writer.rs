@@ -21,6 +21,8 @@ pub enum Error {
     DelimiterInValue { name: String },
     #[error("write output `{name}`: the name is empty or contains `=`, `<` or a line break")]
     OutputName { name: String },
+    #[error("write output `{name}`: action.yml declares no such output")]
+    UndeclaredOutput { name: String },
     #[error("append to the {what} file `{path}`")]
     File {
         what: &'static str,
@@ -148,6 +150,15 @@ impl<C: Console> Runtime<C> {
         }
         self.outputs.push((key, value.to_owned()));
         Ok(())
+    }
+
+    /// Sets an output by name; a name `action.yml` does not declare is refused (it would be
+    /// invisible to workflows).
+    pub fn set_output_named(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        let key = OutputKey::from_name(name).ok_or_else(|| Error::UndeclaredOutput {
+            name: name.to_owned(),
+        })?;
+        self.set_output(key, value)
     }
 
     /// Outputs set so far, in order (the last value of a key is the one GitHub keeps).
@@ -291,6 +302,16 @@ mod tests {
             ["{", "  \"a\": 1", "}", &format!("ghadelimiter_{delim}")]
         );
         assert_eq!(r.outputs().len(), 2);
+        let err = r.set_output_named("colour", "blue").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "write output `colour`: action.yml declares no such output"
+        );
+        r.set_output_named("active-color", "blue").unwrap();
+        assert_eq!(
+            r.outputs().last(),
+            Some(&(OutputKey::ActiveColor, "blue".to_owned()))
+        );
     }
 
     /// The summary file never exceeds the limit across appends, and the cut is reported.
