@@ -242,9 +242,10 @@ pub struct Kubeconfig {
 }
 
 impl Kubeconfig {
-    /// Decodes and checks an input value: raw YAML is taken as is, anything else must be base64
-    /// (standard or URL-safe alphabet, whitespace and line breaks ignored) of a kubeconfig.
-    pub fn parse(value: &str) -> Result<Self, String> {
+    /// Decodes an input value without checking it: raw YAML (anything with characters outside the
+    /// base64 alphabets) is taken as is; otherwise base64 (standard or URL-safe, padded or not,
+    /// whitespace and line breaks ignored) of UTF-8 text.
+    pub fn decode(value: &str) -> Result<(String, KubeconfigEncoding), String> {
         let trimmed = value.trim();
         let compact: String = trimmed
             .chars()
@@ -254,19 +255,24 @@ impl Kubeconfig {
             && compact.bytes().all(|b| {
                 b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_')
             });
-        let (yaml, encoding) = if looks_base64 {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(&compact)
-                .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(&compact))
-                .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(&compact))
-                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&compact))
-                .map_err(|e| format!("looks like base64 but does not decode ({e})"))?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| "decodes from base64 to bytes that are not UTF-8 text".to_owned())?;
-            (text, KubeconfigEncoding::Base64)
-        } else {
-            (trimmed.to_owned(), KubeconfigEncoding::Raw)
-        };
+        if !looks_base64 {
+            return Ok((trimmed.to_owned(), KubeconfigEncoding::Raw));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&compact)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(&compact))
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(&compact))
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&compact))
+            .map_err(|e| format!("looks like base64 but does not decode ({e})"))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| "decodes from base64 to bytes that are not UTF-8 text".to_owned())?;
+        Ok((text, KubeconfigEncoding::Base64))
+    }
+
+    /// Decodes ([`Kubeconfig::decode`]) and checks that the result parses as a kubeconfig with at
+    /// least one cluster.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let (yaml, encoding) = Self::decode(value)?;
         let parsed = kube::config::Kubeconfig::from_yaml(&yaml).map_err(|e| {
             let form = match encoding {
                 KubeconfigEncoding::Raw => "raw YAML",
@@ -274,8 +280,12 @@ impl Kubeconfig {
             };
             // The parser's message can quote the document; keep only its kind.
             let kind = match e {
-                kube::config::KubeconfigError::Parse(_) => "not YAML of a kubeconfig".to_owned(),
-                other => other.to_string().chars().take(120).collect(),
+                kube::config::KubeconfigError::Parse(_) => "not YAML of a kubeconfig",
+                kube::config::KubeconfigError::KindMismatch
+                | kube::config::KubeconfigError::ApiVersionMismatch => {
+                    "several kubeconfig documents that disagree on kind or apiVersion"
+                }
+                _ => "not a usable kubeconfig",
             };
             format!("{form} is {kind}")
         })?;
@@ -334,6 +344,28 @@ pub struct RawInputs {
 }
 
 impl RawInputs {
+    /// Every value that is or may contain a credential, with its input name, for masking before
+    /// validation (so not even an error message can show one): the secret inputs, and
+    /// `prometheus-url` (whose userinfo may hold a password).
+    pub fn sensitive_values(&self) -> Vec<(&'static str, &str)> {
+        let candidates: [(&'static str, &Option<String>); 10] = [
+            ("github-token", &self.github_token),
+            ("kubeconfig", &self.kubeconfig),
+            ("slack-webhook", &self.slack_webhook),
+            ("database-url", &self.database_url),
+            ("redis-url", &self.redis_url),
+            ("tls-cert", &self.tls_cert),
+            ("tls-key", &self.tls_key),
+            ("datadog-api-key", &self.datadog_api_key),
+            ("sentry-dsn", &self.sentry_dsn),
+            ("prometheus-url", &self.prometheus_url),
+        ];
+        candidates
+            .into_iter()
+            .filter_map(|(name, v)| v.as_deref().map(|v| (name, v)))
+            .collect()
+    }
+
     /// Reads `INPUT_<NAME>` from `vars`. GitHub upper-cases the name and keeps hyphens
     /// (`INPUT_GITHUB-TOKEN`); the underscore form (`INPUT_GITHUB_TOKEN`) is accepted too. Empty or
     /// all-whitespace values count as unset. Both forms set to different values is an error.

@@ -139,15 +139,16 @@ fn push_run_end_to_end() {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     let ctx = GithubContext::from_vars(vars.clone()).unwrap();
-    let inputs = RawInputs::from_vars(vars).unwrap().validate(&ctx).unwrap();
+    let raw = RawInputs::from_vars(vars).unwrap();
+    let mut rt = Runtime::from_context(BufferConsole::default(), &ctx);
+    assert_eq!(rt.mask_secrets(&raw).unwrap(), 1);
+    let inputs = raw.validate(&ctx).unwrap();
     assert_eq!(ctx.branch().as_deref(), Some("master"));
     assert_eq!(
         inputs.image_tag.as_deref(),
         Some("6113728f27ae82c7b1a177c8d03f9e96e0adf246")
     );
 
-    let mut rt = Runtime::from_context(BufferConsole::default(), &ctx);
-    assert_eq!(rt.mask_secrets(&inputs).unwrap(), 1);
     rt.group_start("plan").unwrap();
     rt.line("environment: production").unwrap();
     rt.group_end().unwrap();

@@ -7,38 +7,54 @@
 
 use std::collections::BTreeSet;
 
-use crate::inputs::Inputs;
+use crate::inputs::Kubeconfig;
 
 /// Shorter lines of a multi-line secret are not masked on their own: masking `-----` or `}` would
 /// blank unrelated log text while protecting nothing.
 pub const MIN_LINE_MASK: usize = 8;
 
-/// Every string to pass to `::add-mask::`, longest first (so a longer match wins in the log).
-pub fn mask_values(inputs: &Inputs) -> Vec<String> {
+/// Every string to pass to `::add-mask::` for the given `(input name, value)` pairs — normally
+/// [`crate::inputs::RawInputs::sensitive_values`], before validation — longest first (so a longer
+/// match wins in the log). `prometheus-url` contributes only its userinfo; every other input its
+/// whole value and the parts described in the module docs.
+pub fn mask_values<'a>(values: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
     let mut out = BTreeSet::new();
-    for (name, secret) in inputs.secret_values() {
-        let value = secret.expose();
+    for (name, value) in values {
+        if name == "prometheus-url" {
+            url_parts(&mut out, value.trim(), false);
+            continue;
+        }
         add_value(&mut out, value);
-        if value.contains('\n') {
-            for line in value.lines() {
-                add_if_long(&mut out, line.trim());
-                if name == "kubeconfig"
-                    && let Some((_, v)) = line.split_once(": ")
-                {
-                    add_if_long(&mut out, v.trim().trim_matches(['"', '\'']));
-                }
-            }
+        add_lines(&mut out, value, name == "kubeconfig");
+        if name == "kubeconfig"
+            && let Ok((decoded, _)) = Kubeconfig::decode(value)
+        {
+            add_value(&mut out, &decoded);
+            add_lines(&mut out, &decoded, true);
         }
         if matches!(
             name,
             "slack-webhook" | "database-url" | "redis-url" | "sentry-dsn"
         ) {
-            url_parts(&mut out, value.trim());
+            url_parts(&mut out, value.trim(), true);
         }
     }
     let mut v: Vec<String> = out.into_iter().collect();
     v.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     v
+}
+
+/// Each line of a multi-line value; for YAML also the value after `key: `.
+fn add_lines(out: &mut BTreeSet<String>, value: &str, yaml: bool) {
+    if !value.trim().contains('\n') {
+        return;
+    }
+    for line in value.lines() {
+        add_if_long(out, line.trim());
+        if yaml && let Some((_, v)) = line.split_once(": ") {
+            add_if_long(out, v.trim().trim_matches(['"', '\'']));
+        }
+    }
 }
 
 fn add_value(out: &mut BTreeSet<String>, value: &str) {
@@ -57,7 +73,7 @@ fn add_if_long(out: &mut BTreeSet<String>, value: &str) {
     }
 }
 
-fn url_parts(out: &mut BTreeSet<String>, value: &str) {
+fn url_parts(out: &mut BTreeSet<String>, value: &str, path_secret: bool) {
     let Ok(url) = reqwest::Url::parse(value) else {
         return;
     };
@@ -69,7 +85,7 @@ fn url_parts(out: &mut BTreeSet<String>, value: &str) {
         parts.push(url.username().to_owned());
     }
     // Webhook URLs carry their credential in the path (Slack: /services/T…/B…/<secret>).
-    if let Some(last) = url.path_segments().and_then(|mut s| s.next_back()) {
+    if path_secret && let Some(last) = url.path_segments().and_then(|mut s| s.next_back()) {
         parts.push(last.to_owned());
     }
     for p in parts {
@@ -110,14 +126,11 @@ mod tests {
     use base64::Engine as _;
 
     use super::*;
-    use crate::inputs::{GithubContext, RawContext, RawInputs};
+    use crate::inputs::RawInputs;
 
-    fn inputs(vars: &[(&str, &str)]) -> Inputs {
-        let ctx = GithubContext::from_raw(RawContext::default(), None).unwrap();
-        RawInputs::from_vars(vars.iter().copied())
-            .unwrap()
-            .validate(&ctx)
-            .unwrap()
+    fn masks(vars: &[(&str, &str)]) -> Vec<String> {
+        let raw = RawInputs::from_vars(vars.iter().copied()).unwrap();
+        mask_values(raw.sensitive_values())
     }
 
     const KUBECONFIG: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: prod\n  cluster:\n    server: https://10.1.2.3:6443\n    certificate-authority-data: Q0FEQVRBQ0FEQVRB\nusers:\n- name: u\n  user:\n    token: \"kube-token-0123456789\"\ncontexts:\n- name: x\n  context: {cluster: prod, user: u}\ncurrent-context: x\n";
@@ -126,10 +139,10 @@ mod tests {
     #[test]
     fn kubeconfig_forms_and_values() {
         let b64 = base64::engine::general_purpose::STANDARD.encode(KUBECONFIG);
-        let m = mask_values(&inputs(&[
+        let m = masks(&[
             ("INPUT_GITHUB-TOKEN", "ghs_token123"),
             ("INPUT_KUBECONFIG", &b64),
-        ]));
+        ]);
         for want in [
             "ghs_token123",
             b64.as_str(),
@@ -156,7 +169,7 @@ mod tests {
     #[test]
     fn pem_lines() {
         let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nAbCdEfGh\n-----END PRIVATE KEY-----\n";
-        let m = mask_values(&inputs(&[("INPUT_TLS-KEY", pem)]));
+        let m = masks(&[("INPUT_TLS-KEY", pem)]);
         for want in [
             pem,
             pem.trim(),
@@ -171,7 +184,7 @@ mod tests {
     /// URL credentials are masked raw and percent-decoded; the webhook's secret path segment too.
     #[test]
     fn url_credentials() {
-        let m = mask_values(&inputs(&[
+        let m = masks(&[
             (
                 "INPUT_DATABASE-URL",
                 "postgres://app:p%40ss@db.internal:5432/fm",
@@ -185,7 +198,7 @@ mod tests {
                 "INPUT_SENTRY-DSN",
                 "https://0123456789abcdef0123456789abcdef@o1.ingest.sentry.io/42",
             ),
-        ]));
+        ]);
         for want in [
             "postgres://app:p%40ss@db.internal:5432/fm",
             "p%40ss",
@@ -202,15 +215,33 @@ mod tests {
         );
     }
 
+    /// Secrets are masked from the raw inputs, so even a kubeconfig that fails validation is
+    /// masked (decoded too) before any error is printed.
+    #[test]
+    fn invalid_values_are_masked_too() {
+        let b64 =
+            base64::engine::general_purpose::STANDARD.encode("clusters: 5\ntoken: abcdefgh12345\n");
+        let m = masks(&[("INPUT_KUBECONFIG", &b64)]);
+        for want in [b64.as_str(), "abcdefgh12345", "token: abcdefgh12345"] {
+            assert!(m.iter().any(|v| v == want), "missing {want:?} in {m:?}");
+        }
+    }
+
+    /// Only the password of a Prometheus URL is masked, not the URL itself.
+    #[test]
+    fn prometheus_userinfo_only() {
+        let m = masks(&[(
+            "INPUT_PROMETHEUS-URL",
+            "https://reader:pr0m-pass@prom.internal:9090",
+        )]);
+        // The short user name is not masked: masking common words blanks unrelated log text.
+        assert_eq!(m, ["pr0m-pass"]);
+        assert!(masks(&[("INPUT_PROMETHEUS-URL", "http://127.0.0.1:9090")]).is_empty());
+    }
+
     /// No secrets, nothing to mask.
     #[test]
     fn nothing_to_mask() {
-        assert!(
-            mask_values(&inputs(&[
-                ("INPUT_COMMAND", "plan"),
-                ("INPUT_IMAGE-TAG", "v1")
-            ]))
-            .is_empty()
-        );
+        assert!(masks(&[("INPUT_COMMAND", "plan"), ("INPUT_IMAGE-TAG", "v1")]).is_empty());
     }
 }
