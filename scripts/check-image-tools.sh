@@ -7,8 +7,12 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cache="${FM_DEPLOY_CACHE:-$HOME/.cache/fm-deploy-testbed}/image-tools"
+cache="${FM_TESTBED_CACHE:-$HOME/.cache/fm-deploy-testbed}/image-tools"
 mkdir -p "$cache"
+if ! python3 -m venv --help >/dev/null 2>&1; then
+  echo "$(basename "$0"): python3 with the venv module is required (Debian: apt-get install python3-venv)" >&2
+  exit 2
+fi
 
 check() { # <list name> <tool>...
   local name="$1"; shift
