@@ -1,4 +1,9 @@
 //! The binary end to end as GitHub Actions runs it: real env var names, real event payloads,
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly on the first surprise"
+)]
 //! `GITHUB_OUTPUT` and `GITHUB_STEP_SUMMARY` files, exit codes.
 
 use std::path::{Path, PathBuf};
