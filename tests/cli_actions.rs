@@ -1,6 +1,6 @@
 //! The binary end to end as GitHub Actions runs it: real env var names, real event payloads,
-#![allow(
     clippy::unwrap_used,
+#![allow(
     clippy::expect_used,
     reason = "a test fails loudly on the first surprise"
 )]
