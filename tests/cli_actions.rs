@@ -1,10 +1,10 @@
 //! The binary end to end as GitHub Actions runs it: real env var names, real event payloads,
-    clippy::unwrap_used,
+//! `GITHUB_OUTPUT` and `GITHUB_STEP_SUMMARY` files, exit codes.
 #![allow(
+    clippy::unwrap_used,
     clippy::expect_used,
     reason = "a test fails loudly on the first surprise"
 )]
-//! `GITHUB_OUTPUT` and `GITHUB_STEP_SUMMARY` files, exit codes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
