@@ -2,8 +2,10 @@
 //! itself: `main` hands it a `RunRequest` and the sinks.
 
 use crate::error::ActionError;
+use crate::inputs::{GithubContext, Inputs};
 use crate::plan::{self, Command, Plan, PlanRequest};
 use crate::policy::{self, Policy};
+use crate::runtime::{Console, OutputKey, Runtime};
 use std::path::PathBuf;
 
 /// Everything one run needs, already validated.
@@ -14,16 +16,33 @@ pub struct RunRequest {
     pub workspace: PathBuf,
     /// Print JSON instead of text on stdout.
     pub json: bool,
+    pub context: GithubContext,
+    pub inputs: Inputs,
 }
 
-/// Where results go. Tests capture; `main` writes to the real files and streams.
+/// Where results go: the runtime (outputs, summary, annotations, console), or a test double.
 pub trait Sink {
     /// Human-readable text (stdout).
-    fn print(&mut self, text: &str);
+    fn print(&mut self, text: &str) -> Result<(), ActionError>;
     /// A step output (`GITHUB_OUTPUT`).
-    fn output(&mut self, key: &str, value: &str) -> Result<(), ActionError>;
+    fn output(&mut self, key: OutputKey, value: &str) -> Result<(), ActionError>;
     /// Markdown for the job summary (`GITHUB_STEP_SUMMARY`, or a local file).
     fn summary(&mut self, markdown: &str) -> Result<(), ActionError>;
+}
+
+impl<C: Console> Sink for Runtime<C> {
+    fn print(&mut self, text: &str) -> Result<(), ActionError> {
+        Ok(self.line(text.trim_end_matches('\n'))?)
+    }
+
+    fn output(&mut self, key: OutputKey, value: &str) -> Result<(), ActionError> {
+        Ok(self.set_output(key, value)?)
+    }
+
+    fn summary(&mut self, markdown: &str) -> Result<(), ActionError> {
+        self.append_summary(markdown)?;
+        Ok(())
+    }
 }
 
 /// How a run that did its job ended.
@@ -72,17 +91,20 @@ pub async fn run(req: &RunRequest, sink: &mut dyn Sink) -> Result<Outcome, Actio
 }
 
 fn write_common_outputs(plan: &Plan, sink: &mut dyn Sink) -> Result<(), ActionError> {
-    sink.output("environment", plan.environment.as_deref().unwrap_or(""))?;
-    sink.output("tier", plan.tier.as_deref().unwrap_or(""))?;
+    sink.output(
+        OutputKey::Environment,
+        plan.environment.as_deref().unwrap_or(""),
+    )?;
+    sink.output(OutputKey::Tier, plan.tier.as_deref().unwrap_or(""))?;
     let strategy = match plan.strategy() {
         Some(crate::policy::model::StrategyKind::Direct) => "direct",
         Some(crate::policy::model::StrategyKind::Rolling) => "rolling",
         Some(crate::policy::model::StrategyKind::BlueGreen) => "blue-green",
         None => "",
     };
-    sink.output("strategy", strategy)?;
+    sink.output(OutputKey::Strategy, strategy)?;
     if let Some(m) = &plan.matrix {
-        sink.output("matrix", &m.json)?;
+        sink.output(OutputKey::Matrix, &m.json)?;
     }
     Ok(())
 }
@@ -91,25 +113,25 @@ fn run_plan(req: &RunRequest, plan: &Plan, sink: &mut dyn Sink) -> Result<Outcom
     let json = serde_json::to_string_pretty(plan)
         .map_err(|e| ActionError::Other(format!("serialize plan: {e}")))?;
     if req.json {
-        sink.print(&json);
+        sink.print(&json)?;
     } else {
-        sink.print(&plan.render_text());
+        sink.print(&plan.render_text())?;
     }
     sink.summary(&plan.render_markdown())?;
-    sink.output("report", &json)?;
-    sink.output("decision", "skipped")?;
+    sink.output(OutputKey::Report, &json)?;
+    sink.output(OutputKey::Decision, "skipped")?;
     Ok(Outcome::Success)
 }
 
 fn run_matrix(plan: &Plan, sink: &mut dyn Sink) -> Result<Outcome, ActionError> {
     match &plan.matrix {
         Some(m) => {
-            sink.print(&m.json);
+            sink.print(&m.json)?;
             Ok(Outcome::Success)
         }
-        None => Err(ActionError::Other(format!(
-            "write matrix: tier `{}` has no matrix in the policy",
-            plan.tier.as_deref().unwrap_or("(none)")
-        ))),
+        None => Err(ActionError::Usage(match &plan.tier {
+            Some(t) => format!("write matrix: tier `{t}` has no matrix in the policy"),
+            None => format!("write matrix: no branch rule matches `{}`", plan.branch),
+        })),
     }
 }

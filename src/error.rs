@@ -11,8 +11,12 @@ pub enum ActionError {
     Policy(#[from] crate::policy::Error),
     #[error(transparent)]
     Plan(#[from] crate::plan::PlanError),
-    #[error("read inputs: {0}")]
-    Inputs(String),
+    #[error(transparent)]
+    Inputs(#[from] crate::inputs::Error),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::Error),
     #[error("run `{0}`: this command is not available in this build")]
     NotAvailable(&'static str),
     #[error("write {what} to {path}")]
@@ -33,6 +37,8 @@ impl ActionError {
             ActionError::Policy(_)
             | ActionError::Plan(_)
             | ActionError::Inputs(_)
+            | ActionError::Usage(_)
+            | ActionError::Runtime(_)
             | ActionError::NotAvailable(_)
             | ActionError::Write { .. }
             | ActionError::Other(_) => 2,

@@ -15,6 +15,7 @@ pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod runtime;
+pub mod setup;
 pub mod verdict;
 
 pub use app::run;

@@ -2,24 +2,27 @@
 //! exit code.
 
 use clap::Parser;
-use fm_deploy::app::{self, Outcome, RunRequest, Sink};
+use fm_deploy::app::{self, Outcome, RunRequest};
 use fm_deploy::error::ActionError;
-use fm_deploy::plan::{Command, PlanRequest, Trigger};
-use std::io::Write as _;
+use fm_deploy::inputs::{
+    AppSecrets, Command, Event, GithubContext, Inputs, Kubeconfig, RawInputs, Secret,
+};
+use fm_deploy::plan::{PlanRequest, Trigger};
+use fm_deploy::runtime::{self, Annotation, Level, Runtime, StdoutConsole};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Quality gates, check runs and Kubernetes deploys from one policy file.
 ///
-/// Inside GitHub Actions (GITHUB_ACTIONS=true) every setting comes from the action's inputs; on a
-/// terminal the same commands run from these flags, with reports on the terminal and in a Markdown
-/// file.
+/// Inside GitHub Actions (GITHUB_ACTIONS=true, no arguments) every setting comes from the action's
+/// inputs; on a terminal the same commands run from these flags, with reports on the terminal and in
+/// a Markdown file.
 #[derive(Debug, Parser)]
 #[command(name = "fm-deploy", version, about, long_about = None)]
 struct Cli {
-    /// plan | gates | matrix | deploy | pipeline | rollback | promote | cleanup | setup
-    #[arg(default_value = "plan")]
-    command: String,
+    /// What to do.
+    #[arg(value_enum, default_value = "plan")]
+    command: Command,
     /// Policy file, relative to the workspace.
     #[arg(long, default_value = ".github/fm-deploy.yml")]
     config: PathBuf,
@@ -50,6 +53,12 @@ struct Cli {
     /// Commit SHA (default: the checkout's HEAD).
     #[arg(long)]
     sha: Option<String>,
+    /// Kubeconfig file for deploy commands (default: $KUBECONFIG).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Prometheus base URL for rollback triggers.
+    #[arg(long)]
+    prometheus_url: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -59,74 +68,9 @@ struct Cli {
     /// Markdown report file.
     #[arg(long, default_value = "fm-deploy-report.md")]
     summary: PathBuf,
-    /// Write step outputs (key=value) to this file.
+    /// Write step outputs (GitHub's `GITHUB_OUTPUT` format) to this file.
     #[arg(long)]
     output: Option<PathBuf>,
-}
-
-struct LocalSink {
-    summary: PathBuf,
-    summary_started: bool,
-    output: Option<PathBuf>,
-}
-
-impl Sink for LocalSink {
-    fn print(&mut self, text: &str) {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(text.as_bytes());
-        if !text.ends_with('\n') {
-            let _ = out.write_all(b"\n");
-        }
-    }
-
-    fn output(&mut self, key: &str, value: &str) -> Result<(), ActionError> {
-        let Some(path) = &self.output else {
-            return Ok(());
-        };
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|source| ActionError::Write {
-                what: "outputs",
-                path: path.clone(),
-                source,
-            })?;
-        let line = if value.contains('\n') {
-            format!("{key}<<FM_DEPLOY_EOF\n{value}\nFM_DEPLOY_EOF\n")
-        } else {
-            format!("{key}={value}\n")
-        };
-        f.write_all(line.as_bytes())
-            .map_err(|source| ActionError::Write {
-                what: "outputs",
-                path: path.clone(),
-                source,
-            })
-    }
-
-    fn summary(&mut self, markdown: &str) -> Result<(), ActionError> {
-        let path = self.summary.clone();
-        let mut opts = std::fs::OpenOptions::new();
-        opts.create(true);
-        if self.summary_started {
-            opts.append(true);
-        } else {
-            opts.write(true).truncate(true);
-        }
-        let mut f = opts.open(&path).map_err(|source| ActionError::Write {
-            what: "report",
-            path: path.clone(),
-            source,
-        })?;
-        self.summary_started = true;
-        f.write_all(markdown.as_bytes())
-            .map_err(|source| ActionError::Write {
-                what: "report",
-                path,
-                source,
-            })
-    }
 }
 
 fn git(workspace: &std::path::Path, args: &[&str]) -> Option<String> {
@@ -142,19 +86,61 @@ fn git(workspace: &std::path::Path, args: &[&str]) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-fn request_from_cli(cli: &Cli) -> Result<RunRequest, ActionError> {
-    let command = Command::parse(&cli.command).ok_or_else(|| {
-        let names: Vec<&str> = Command::ALL.iter().map(|(n, _)| *n).collect();
-        ActionError::Inputs(format!(
-            "unknown command `{}` (one of: {})",
-            cli.command,
-            names.join(", ")
-        ))
-    })?;
+fn trigger_of(event: &Event) -> Trigger {
+    match event {
+        Event::Push(_) => Trigger::Push,
+        Event::PullRequest(pr) => Trigger::PullRequest {
+            number: pr.number,
+            fork: pr.is_fork,
+            head_ref: pr.head_ref.clone(),
+        },
+        Event::WorkflowDispatch(_) => Trigger::WorkflowDispatch,
+        Event::Schedule(_) => Trigger::Schedule,
+        Event::Other { name } => Trigger::Other { name: name.clone() },
+        Event::Local => Trigger::Local,
+    }
+}
+
+/// Inside Actions: inputs and context from the environment, masks first.
+fn request_from_actions(
+    vars: Vec<(String, String)>,
+    ctx: GithubContext,
+    rt: &mut Runtime<StdoutConsole>,
+) -> Result<RunRequest, ActionError> {
+    let raw = RawInputs::from_vars(vars)?;
+    rt.mask_secrets(&raw)?;
+    let inputs = raw.validate(&ctx)?;
+    let branch = ctx
+        .branch()
+        .or_else(|| ctx.ref_name.clone())
+        .unwrap_or_default();
+    let sha = ctx.commit_sha().unwrap_or_default().to_string();
+    let workspace = ctx.workspace.clone().unwrap_or_else(|| PathBuf::from("."));
+    Ok(RunRequest {
+        plan: PlanRequest {
+            command: inputs.command,
+            trigger: trigger_of(&ctx.event),
+            branch,
+            sha,
+            environment_override: inputs.environment.clone(),
+            image: inputs.image.clone(),
+            image_tag: inputs.image_tag.clone(),
+            dry_run: inputs.dry_run,
+        },
+        config: inputs.config.clone(),
+        workspace,
+        json: false,
+        context: ctx,
+        inputs,
+    })
+}
+
+/// On a terminal: the flags, with the checkout's branch and HEAD as defaults.
+fn request_from_cli(cli: &Cli, ctx: GithubContext) -> Result<RunRequest, ActionError> {
     let branch = match &cli.branch {
         Some(b) => b.clone(),
         None => git(&cli.workspace, &["rev-parse", "--abbrev-ref", "HEAD"])
-            .ok_or_else(|| ActionError::Inputs("determine the branch: pass --branch".into()))?,
+            .ok_or_else(|| ActionError::Usage("determine the branch: pass --branch".into()))?,
     };
     let sha = cli
         .sha
@@ -172,14 +158,53 @@ fn request_from_cli(cli: &Cli) -> Result<RunRequest, ActionError> {
         "schedule" => Trigger::Schedule,
         "local" => Trigger::Local,
         other => {
-            return Err(ActionError::Inputs(format!(
-                "unknown event `{other}` (push, pull-request, workflow-dispatch, schedule, local)"
+            return Err(ActionError::Usage(format!(
+                "read --event: unknown event `{other}` (push, pull-request, workflow-dispatch, schedule, local)"
             )));
         }
     };
+    let kubeconfig_path = cli
+        .kubeconfig
+        .clone()
+        .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from));
+    let kubeconfig = match kubeconfig_path {
+        Some(p) if cli.command != Command::Plan => {
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| ActionError::Usage(format!("read kubeconfig {}: {e}", p.display())))?;
+            Some(
+                Kubeconfig::parse(&text).map_err(|e| {
+                    ActionError::Usage(format!("read kubeconfig {}: {e}", p.display()))
+                })?,
+            )
+        }
+        Some(_) | None => None,
+    };
+    let prometheus_url = match &cli.prometheus_url {
+        Some(u) => Some(
+            reqwest::Url::parse(u)
+                .map_err(|e| ActionError::Usage(format!("read --prometheus-url `{u}`: {e}")))?,
+        ),
+        None => None,
+    };
+    let inputs = Inputs {
+        command: cli.command,
+        config: cli.config.clone(),
+        github_token: std::env::var("GITHUB_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(Secret::new),
+        kubeconfig,
+        environment: cli.environment.clone(),
+        image: cli.image.clone(),
+        image_tag: cli.image_tag.clone(),
+        dry_run: cli.dry_run,
+        prometheus_url,
+        slack_webhook: None,
+        secrets: AppSecrets::default(),
+    };
     Ok(RunRequest {
         plan: PlanRequest {
-            command,
+            command: cli.command,
             trigger,
             branch,
             sha,
@@ -191,40 +216,100 @@ fn request_from_cli(cli: &Cli) -> Result<RunRequest, ActionError> {
         config: cli.config.clone(),
         workspace: cli.workspace.clone(),
         json: cli.json,
+        context: ctx,
+        inputs,
     })
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let filter = runtime::log_filter(
+        get("FM_DEPLOY_LOG").or(get("RUST_LOG")),
+        get("RUNNER_DEBUG") == Some("1"),
+    );
+    let actions_mode = get("GITHUB_ACTIONS") == Some("true") && std::env::args_os().len() == 1;
+    runtime::init_tracing(&filter, !actions_mode);
+
+    let cli = if actions_mode {
+        None
+    } else {
+        Some(Cli::parse())
+    };
+    let ctx = match GithubContext::from_vars(vars.clone()) {
+        Ok(c) => c,
+        Err(e) => return fail(None, &ActionError::from(e)),
+    };
+    let mut rt = match &cli {
+        None => Runtime::from_context(StdoutConsole, &ctx),
+        Some(c) => {
+            // A fresh report per run.
+            let _ = std::fs::write(&c.summary, b"");
+            Runtime::new(
+                StdoutConsole,
+                false,
+                c.output.clone(),
+                Some(c.summary.clone()),
+            )
+        }
+    };
+    let req = match &cli {
+        None => request_from_actions(vars, ctx, &mut rt),
+        Some(c) => request_from_cli(c, ctx),
+    };
+    // Inside Actions the error also becomes an `::error::` annotation on the run.
+    let annotate = actions_mode;
+    let req = match req {
+        Ok(r) => r,
+        Err(e) => return fail(Some(&mut rt).filter(|_| annotate), &e),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: failed to start the async runtime: {e}");
-            return ExitCode::from(2);
+            let e = ActionError::Usage(format!("start the async runtime: {e}"));
+            return fail(Some(&mut rt).filter(|_| annotate), &e);
         }
     };
-    let result = request_from_cli(&cli).and_then(|req| {
-        let mut sink = LocalSink {
-            summary: cli.summary.clone(),
-            summary_started: false,
-            output: cli.output.clone(),
-        };
-        runtime.block_on(app::run(&req, &mut sink))
-    });
-    match result {
+    match runtime.block_on(app::run(&req, &mut rt)) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(o @ Outcome::Refused) => ExitCode::from(o.exit_code() as u8),
-        Err(e) => {
-            eprintln!("error: failed to {e:#}");
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                eprintln!("  caused by: {s}");
-                src = s.source();
-            }
-            ExitCode::from(e.exit_code() as u8)
-        }
+        Err(e) => fail(Some(&mut rt).filter(|_| annotate), &e),
     }
+}
+
+/// Prints the error chain (and an `::error::` annotation inside Actions) and returns exit code 2.
+fn fail(rt: Option<&mut Runtime<StdoutConsole>>, e: &ActionError) -> ExitCode {
+    let mut text = format!("failed to {e}");
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        text.push_str(&format!("\n  caused by: {s}"));
+        src = s.source();
+    }
+    eprintln!("error: {text}");
+    if let Some(rt) = rt {
+        // Policy problems each become an annotation on their own line of the policy file.
+        let problems = match e {
+            ActionError::Policy(p) => p.problems(),
+            _ => &[],
+        };
+        let file = match e {
+            ActionError::Policy(fm_deploy::policy::Error::Invalid { path, .. }) => {
+                Some(path.display().to_string())
+            }
+            _ => None,
+        };
+        for p in problems {
+            let mut a = Annotation::new(Level::Error, p.to_string());
+            a.file = file.clone();
+            a.line = u32::try_from(p.pos.line).ok();
+            a.col = u32::try_from(p.pos.col).ok();
+            a.title = Some(format!("fm-deploy policy: {}", p.path));
+            let _ = rt.annotate(&a);
+        }
+        let _ = rt.annotate(&Annotation::new(Level::Error, text));
+    }
+    ExitCode::from(e.exit_code() as u8)
 }

@@ -16,45 +16,7 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// What the run was asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Command {
-    Plan,
-    Gates,
-    Matrix,
-    Deploy,
-    Pipeline,
-    Rollback,
-    Promote,
-    Cleanup,
-    Setup,
-}
-
-impl Command {
-    pub const ALL: [(&'static str, Command); 9] = [
-        ("plan", Command::Plan),
-        ("gates", Command::Gates),
-        ("matrix", Command::Matrix),
-        ("deploy", Command::Deploy),
-        ("pipeline", Command::Pipeline),
-        ("rollback", Command::Rollback),
-        ("promote", Command::Promote),
-        ("cleanup", Command::Cleanup),
-        ("setup", Command::Setup),
-    ];
-
-    pub fn parse(s: &str) -> Option<Command> {
-        Self::ALL.iter().find(|(n, _)| *n == s).map(|(_, c)| *c)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, c)| *c == self)
-            .map_or("pipeline", |(n, _)| n)
-    }
-}
+pub use crate::inputs::Command;
 
 /// The event, reduced to what planning needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -68,6 +30,10 @@ pub enum Trigger {
     },
     WorkflowDispatch,
     Schedule,
+    /// An event this action gates but never deploys from (`pull_request_target`, `release`, …).
+    Other {
+        name: String,
+    },
     /// Run outside GitHub Actions.
     Local,
 }
@@ -302,6 +268,9 @@ pub fn plan(req: &PlanRequest, policy: &Policy) -> Result<Plan, PlanError> {
             },
             (Trigger::Schedule, _) => DeployPlan::Skipped {
                 reason: "scheduled runs do not deploy (use `cleanup`)".into(),
+            },
+            (Trigger::Other { name }, _) => DeployPlan::Skipped {
+                reason: format!("`{name}` events never deploy"),
             },
             (_, None) => DeployPlan::Skipped {
                 reason: format!(
@@ -877,6 +846,7 @@ fn trigger_text(t: &Trigger) -> String {
         }
         Trigger::WorkflowDispatch => "workflow_dispatch".into(),
         Trigger::Schedule => "schedule".into(),
+        Trigger::Other { name } => name.clone(),
         Trigger::Local => "local run".into(),
     }
 }

@@ -1,4 +1,9 @@
 //! The planner on the bundled example, one case per kind of branch and event.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly on the first surprise"
+)]
 
 use fm_deploy::plan::{Command, DeployPlan, PlanRequest, Trigger, plan};
 use fm_deploy::policy::model::StrategyKind;

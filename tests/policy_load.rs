@@ -1,4 +1,9 @@
 //! The policy loader against the bundled example and a catalogue of broken files.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly on the first surprise"
+)]
 
 use fm_deploy::policy::model::{Action, NoDataPolicy, ShiftMode, StrategyKind, TriggerSource};
 use fm_deploy::policy::{self, load_str};
