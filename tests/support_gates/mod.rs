@@ -22,8 +22,14 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Installs (or finds, when already installed) the pinned Python tools; returns the venv's bin dir.
+/// The pinned Python tools' bin dir: `FM_PYTOOLS_BIN` when the test command already installed
+/// them (scripts/test.sh does), else installs them now (idempotent, fast when present).
 pub fn python_tools() -> PathBuf {
+    if let Some(bin) = std::env::var_os("FM_PYTOOLS_BIN").map(PathBuf::from)
+        && bin.join("flake8").is_file()
+    {
+        return bin;
+    }
     let out = Command::new("bash")
         .arg(repo_root().join("scripts/install-python-tools.sh"))
         .output()
