@@ -101,6 +101,25 @@ pub trait ToolRunner: Sync {
     fn run(&self, cmd: &ToolCommand) -> impl Future<Output = ExecOutcome> + Send;
 }
 
+/// Names of inherited environment variables a tool must not see: the action's inputs (the GitHub
+/// token arrives as `INPUT_GITHUB-TOKEN`, webhooks and kubeconfigs as other inputs) and the
+/// runner's own credentials. Gates run the pull request's code (tests, build scripts), so these
+/// stay with the action. A gate's `env` can still set any of them explicitly.
+pub fn withheld_vars<I: IntoIterator<Item = String>>(names: I) -> Vec<String> {
+    const EXACT: [&str; 6] = [
+        "GITHUB_TOKEN",
+        "ACTIONS_RUNTIME_TOKEN",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "ACTIONS_CACHE_URL",
+        "KUBECONFIG",
+    ];
+    names
+        .into_iter()
+        .filter(|n| n.starts_with("INPUT_") || EXACT.contains(&n.as_str()))
+        .collect()
+}
+
 /// Runs tools as child processes in their own process group.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcessRunner;
@@ -120,6 +139,9 @@ async fn run_process(cmd: ToolCommand) -> ExecOutcome {
         };
     };
     let mut command = Command::new(program);
+    for name in withheld_vars(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok())) {
+        command.env_remove(name);
+    }
     command
         .args(args)
         .current_dir(&cmd.cwd)
@@ -259,5 +281,34 @@ async fn read_capped<R: AsyncRead + Unpin>(mut r: R, cap: u64) -> std::io::Resul
         let keep = n.min(room);
         out.bytes.extend_from_slice(&buf[..keep]);
         out.dropped += (n - keep) as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The action's inputs and the runner's credentials never reach a tool's environment.
+    #[test]
+    fn credentials_are_withheld() {
+        let names = [
+            "INPUT_GITHUB-TOKEN",
+            "INPUT_SLACK_WEBHOOK",
+            "GITHUB_TOKEN",
+            "ACTIONS_RUNTIME_TOKEN",
+            "PATH",
+            "HOME",
+            "GITHUB_WORKSPACE",
+        ];
+        let w = withheld_vars(names.map(String::from));
+        assert_eq!(
+            w,
+            [
+                "INPUT_GITHUB-TOKEN",
+                "INPUT_SLACK_WEBHOOK",
+                "GITHUB_TOKEN",
+                "ACTIONS_RUNTIME_TOKEN"
+            ]
+        );
     }
 }
