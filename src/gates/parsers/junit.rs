@@ -27,13 +27,23 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
     let mut counts = TestCounts::default();
     let mut findings = Vec::new();
     let mut root_seen = false;
+    // Open elements: a report cut short (the tool killed mid-write) ends with some still open.
+    let mut depth = 0usize;
     let mut current: Option<String> = None;
     loop {
         let ev = r
             .read_event_into(&mut buf)
             .map_err(|e| ParseError::syntax(FORMAT, e))?;
         let start = match &ev {
-            Event::Start(e) | Event::Empty(e) => Some(e.clone()),
+            Event::Start(e) => {
+                depth += 1;
+                Some(e.clone())
+            }
+            Event::Empty(e) => Some(e.clone()),
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                None
+            }
             Event::Eof => break,
             Event::Text(t) if !root_seen && !t.iter().all(u8::is_ascii_whitespace) => {
                 return Err(ParseError::shape(FORMAT, "text before the root element"));
@@ -98,6 +108,12 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
     }
     if !root_seen {
         return Err(ParseError::shape(FORMAT, "no testsuite element"));
+    }
+    if depth != 0 {
+        return Err(ParseError::syntax(
+            FORMAT,
+            "the document ends inside an element (truncated)",
+        ));
     }
     if counts.tests == 0 {
         return Err(ParseError::incomplete(

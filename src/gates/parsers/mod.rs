@@ -224,3 +224,46 @@ pub(crate) mod testutil {
         }
     }
 }
+
+#[cfg(test)]
+mod truncation {
+    use super::testutil::fixture;
+    use super::*;
+    use proptest::prelude::*;
+
+    const CASES: [(ParserKind, &str); 14] = [
+        (ParserKind::Flake8Json, "flake8/findings.json"),
+        (ParserKind::MypyJson, "mypy/findings.jsonl"),
+        (ParserKind::Bandit, "bandit/findings.json"),
+        (ParserKind::Sarif, "bandit/findings.sarif"),
+        (ParserKind::DetectSecrets, "detect-secrets/findings.json"),
+        (ParserKind::PipLicenses, "pip-licenses/plain.json"),
+        (ParserKind::PipAudit, "pip-audit/findings.json"),
+        (ParserKind::Safety, "safety/findings.json"),
+        (ParserKind::Trivy, "trivy/image-critical-high.json"),
+        (ParserKind::Gitleaks, "gitleaks/findings.json"),
+        (ParserKind::Junit, "pytest/findings.junit.xml"),
+        (ParserKind::Cobertura, "coverage/findings.cobertura.xml"),
+        (ParserKind::Perf, "perf/certsolver.json"),
+        (ParserKind::Sarif, "trivy/image.sarif"),
+    ];
+
+    proptest! {
+        /// A real report cut short (a tool killed mid-write) is an error, never a smaller pass.
+        /// Line formats (mypy JSON lines) may lose whole lines only at line ends; a cut inside a
+        /// line is an error.
+        #[test]
+        fn truncated_real_reports_fail(case in 0..CASES.len(), frac in 0.0f64..1.0) {
+            let (kind, file) = CASES[case];
+            let full = fixture(file);
+            let body = full.trim_ascii_end();
+            let cut = ((body.len() as f64) * frac) as usize;
+            prop_assume!(cut > 0 && cut < body.len());
+            let prefix = &body[..cut];
+            if kind == ParserKind::MypyJson && (prefix.ends_with(b"\n") || body[cut] == b'\n') {
+                return Ok(());
+            }
+            prop_assert!(parse(kind, prefix).is_err(), "{file} cut at {cut} of {} parsed", body.len());
+        }
+    }
+}
