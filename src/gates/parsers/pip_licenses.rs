@@ -19,6 +19,14 @@ struct Entry {
 
 pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
     let entries: Vec<Entry> = json(FORMAT, bytes)?;
+    if entries.is_empty() {
+        // Every environment has packages; an empty list means pip-licenses looked at the wrong
+        // interpreter (or none), so nothing was checked.
+        return Err(ParseError::incomplete(
+            FORMAT,
+            "pip-licenses listed no package",
+        ));
+    }
     Ok(Parsed {
         findings: Vec::new(),
         metrics: Metrics {
@@ -88,6 +96,12 @@ mod tests {
         let p = parse(&fixture("pip-licenses/plain.json")).unwrap();
         assert_eq!(p.metrics.packages.len(), 6);
         insta::assert_json_snapshot!(p.metrics.packages);
+    }
+
+    /// An empty listing is not a clean licence check.
+    #[test]
+    fn empty_listing_fails() {
+        assert!(matches!(parse(b"[]"), Err(ParseError::Incomplete { .. })));
     }
 
     /// Denying MPL blocks certifi; an allow list without MPL asks approval for it instead.
