@@ -271,16 +271,21 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// GitHub's `message` field, or the start of the body.
+/// GitHub's `message` (with its `errors` details, as on a 422), or the start of the body.
 fn github_message(body: &str) -> String {
-    let msg = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.get("message")
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| body.chars().take(200).collect());
+    let parsed = serde_json::from_str::<serde_json::Value>(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| v.get("message"))
+        .and_then(|m| m.as_str());
+    let msg = match (message, parsed.as_ref().and_then(|v| v.get("errors"))) {
+        (Some(m), Some(errors)) => format!(
+            "{m}: {}",
+            errors.to_string().chars().take(500).collect::<String>()
+        ),
+        (Some(m), None) => m.to_string(),
+        (None, _) => body.chars().take(1000).collect(),
+    };
     if msg.is_empty() {
         "no message".to_string()
     } else {

@@ -777,9 +777,16 @@ async fn create_deployment_status(
     v["state"] = body["state"].clone();
     v["description"] = body.get("description").cloned().unwrap_or(json!(""));
     v["environment"] = json!(st.deployments[idx].environment);
-    v["environment_url"] = body.get("environment_url").cloned().unwrap_or(json!(""));
-    v["log_url"] = body.get("log_url").cloned().unwrap_or(json!(""));
-    v["target_url"] = body.get("log_url").cloned().unwrap_or(json!(""));
+    // Absent URLs keep the example's values: the description types them as URIs.
+    for (field, from) in [
+        ("environment_url", "environment_url"),
+        ("log_url", "log_url"),
+        ("target_url", "log_url"),
+    ] {
+        if let Some(u) = body.get(from) {
+            v[field] = u.clone();
+        }
+    }
     v["deployment_url"] = json!(format!(
         "https://api.github.com/repos/octo/app/deployments/{id}"
     ));
