@@ -179,8 +179,8 @@ async fn budget_overflow_is_counted_in_summary() {
         .await
         .unwrap_or_else(|e| panic!("finish: {e}"));
     assert_eq!(report.over_budget, 70);
-    let st = tb.fake.state();
-    let run = &st.check_runs[0];
+    let runs = tb.fake.state().check_runs.clone();
+    let run = &runs[0];
     assert_eq!(run.annotations.len(), 60);
     assert!(
         run.summary
@@ -196,7 +196,6 @@ async fn budget_overflow_is_counted_in_summary() {
         .collect();
     assert!(levels[..52].iter().all(|l| *l == "failure"));
     assert!(levels[52..].iter().all(|l| *l == "warning"));
-    drop(st);
     tb.assert_clean().await;
     tb.stop().await;
 }
@@ -394,13 +393,11 @@ async fn fork_pull_request_falls_back_to_workflow_commands() {
             (fork, other) => panic!("fork={fork}: unexpected {other:?}"),
         }
     }
-    let st = tb.fake.state();
     assert_eq!(
-        st.check_runs.len(),
+        tb.fake.state().check_runs.len(),
         1,
         "only the same-repository PR got a check run"
     );
-    drop(st);
     tb.assert_clean().await;
     tb.stop().await;
 }
@@ -512,5 +509,41 @@ async fn prism_flags_responses_that_drift_from_github() {
     assert!(err.to_string().contains("prism/errors#VIOLATIONS"), "{err}");
     // The fake did answer; Prism replaced its answer. With retries, a drift fails every attempt.
     assert_eq!(tb.fake.requests().len(), 1);
+    tb.stop().await;
+}
+
+/// A response slower than the read timeout is abandoned and retried like a 5xx; the run goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_response_is_retried_after_read_timeout() {
+    let tb = Testbed::start().await;
+    tb.fake.state().faults.push(Fault {
+        method: Method::GET,
+        path_contains: "/check-runs".into(),
+        kind: FaultKind::Slow(std::time::Duration::from_secs(3)),
+        times: 1,
+    });
+    let mut cfg = tb.config(TOKEN);
+    cfg.read_timeout = std::time::Duration::from_millis(500);
+    let client = fm_deploy::github::GithubClient::new(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    let sha = "5".repeat(40);
+    let session = ChecksSession::open(&client, &sha, None)
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    let Ok(Started::Posted(_)) = session
+        .start("lint", "fm-deploy:3:gates:lint", "2026-01-01T00:00:00Z")
+        .await
+    else {
+        panic!("start")
+    };
+    assert_eq!(client.requests_sent(), 3, "slow GET, its retry, the create");
+    // The abandoned slow request still completes at the fake, later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tb.fake.count(&Method::GET, "/check-runs") < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow request never finished at the fake"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     tb.stop().await;
 }

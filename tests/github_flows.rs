@@ -308,9 +308,9 @@ async fn deployments_move_through_statuses() {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
 
-    let st = tb.fake.state();
+    let deployments = tb.fake.state().deployments.clone();
     let states = |id: u64| -> Vec<String> {
-        st.deployments
+        deployments
             .iter()
             .find(|d| d.id == id)
             .map(|d| {
@@ -324,8 +324,7 @@ async fn deployments_move_through_statuses() {
     assert_eq!(states(first), ["in_progress", "success", "inactive"]);
     assert_eq!(states(second), ["in_progress", "success"]);
     assert_eq!(states(third), ["in_progress", "failure"]);
-    let d = st
-        .deployments
+    let d = deployments
         .iter()
         .find(|d| d.id == second)
         .unwrap_or_else(|| panic!("second"));
@@ -335,7 +334,6 @@ async fn deployments_move_through_statuses() {
     assert_eq!(d.body["auto_merge"], false);
     assert_eq!(d.statuses[1]["environment_url"], env_url);
     assert_eq!(d.statuses[1]["log_url"], log_url);
-    drop(st);
     tb.assert_clean().await;
     tb.stop().await;
 }

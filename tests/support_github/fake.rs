@@ -184,7 +184,7 @@ impl Fake {
         self.state()
             .log
             .iter()
-            .filter(|l| &l.method == method && l.path.contains(part))
+            .filter(|l| l.method == *method && l.path.contains(part))
             .count()
     }
 }

@@ -199,10 +199,20 @@ impl Testbed {
     }
 
     pub fn client_with(&self, token: &str, retry: RetryPolicy) -> GithubClient {
-        let mut cfg = GithubConfig::new(&self.url, token, "octo/app");
+        let mut cfg = self.config(token);
         cfg.retry = retry;
-        cfg.read_timeout = Duration::from_secs(5);
         GithubClient::new(&cfg).unwrap_or_else(|e| panic!("client: {e}"))
+    }
+
+    /// The configuration `client` uses: through Prism, waits capped at 20 ms, 5 s read timeout.
+    pub fn config(&self, token: &str) -> GithubConfig {
+        let mut cfg = GithubConfig::new(&self.url, token, "octo/app");
+        cfg.retry = RetryPolicy {
+            cap: Some(Duration::from_millis(20)),
+            ..RetryPolicy::default()
+        };
+        cfg.read_timeout = Duration::from_secs(5);
+        cfg
     }
 
     /// Prism's log lines that report a request or response violating GitHub's description. An
