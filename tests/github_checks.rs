@@ -547,3 +547,57 @@ async fn slow_response_is_retried_after_read_timeout() {
     }
     tb.stop().await;
 }
+
+/// Gates finishing at the same time share one client: their writes reach GitHub one at a time
+/// (secondary rate limits punish concurrent writes), and every annotation still arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_gates_write_one_at_a_time() {
+    let tb = Testbed::start().await;
+    tb.fake.state().latency = std::time::Duration::from_millis(5);
+    let client = tb.client(TOKEN);
+    let sha = "7".repeat(40);
+    let session = ChecksSession::open(&client, &sha, None)
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    let names = ["lint", "types", "bandit", "secrets"];
+    let run_gate = |name: &'static str| {
+        let session = &session;
+        async move {
+            let Ok(Started::Posted(h)) = session
+                .start(
+                    name,
+                    &external_id("8", "gates", name),
+                    "2026-01-01T00:00:00Z",
+                )
+                .await
+            else {
+                panic!("start {name}")
+            };
+            session
+                .finish(
+                    &h,
+                    &gate(name, mixed_findings(120), 1000),
+                    "2026-01-01T00:00:01Z",
+                )
+                .await
+                .unwrap_or_else(|e| panic!("finish {name}: {e}"))
+        }
+    };
+    let (a, b, c, d) = tokio::join!(
+        run_gate(names[0]),
+        run_gate(names[1]),
+        run_gate(names[2]),
+        run_gate(names[3])
+    );
+    assert!([a, b, c, d].iter().all(|r| r.annotations.len() == 120));
+    assert_eq!(tb.fake.state().max_writes_in_flight, 1);
+    for name in names {
+        assert_eq!(
+            stored_messages(&tb, &format!("fm-deploy / {name}"), &sha),
+            expected_messages(&mixed_findings(120))
+        );
+    }
+    assert_eq!(tb.fake.requests().len(), 1 + 4 * (1 + 3));
+    tb.assert_clean().await;
+    tb.stop().await;
+}

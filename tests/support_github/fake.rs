@@ -98,6 +98,9 @@ pub struct FakeState {
     pub read_only_tokens: Vec<String>,
     pub faults: Vec<Fault>,
     pub latency: Duration,
+    /// Writes being handled right now, and the most ever at once (serialized writes keep it at 1).
+    pub writes_in_flight: usize,
+    pub max_writes_in_flight: usize,
     pub log: Vec<Logged>,
     /// Requests the fake itself refused as GitHub would (semantic rules a schema cannot state).
     pub rejections: Vec<String>,
@@ -233,6 +236,16 @@ fn page<T: Clone>(items: &[T], q: &HashMap<String, String>) -> Vec<T> {
 
 /// Latency, fault injection, read-only tokens and the request log, in front of every route.
 async fn gatekeeper(State(fake): State<Fake>, req: Request, next: Next) -> Response {
+    let is_write = req.method() != Method::GET;
+    let resp = gatekeeper_inner(fake.clone(), req, next).await;
+    if is_write {
+        let mut st = fake.state();
+        st.writes_in_flight = st.writes_in_flight.saturating_sub(1);
+    }
+    resp
+}
+
+async fn gatekeeper_inner(fake: Fake, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req
         .uri()
@@ -257,8 +270,13 @@ async fn gatekeeper(State(fake): State<Fake>, req: Request, next: Next) -> Respo
     let bytes = to_bytes(body, 16 * 1024 * 1024).await.unwrap_or_default();
     let body_json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
 
+    let is_write = method != Method::GET;
     let (latency, fault, read_only) = {
         let mut st = fake.state();
+        if is_write {
+            st.writes_in_flight += 1;
+            st.max_writes_in_flight = st.max_writes_in_flight.max(st.writes_in_flight);
+        }
         let fault = st
             .faults
             .iter_mut()
@@ -487,8 +505,13 @@ async fn update_check_run(
     let Some(idx) = st.check_runs.iter().position(|r| r.id == id) else {
         return error(StatusCode::NOT_FOUND, "Not Found");
     };
+    // Validated before anything changes, so a refused PATCH leaves the run as it was.
+    let mut taken = std::mem::replace(&mut st.check_runs[idx].annotations, Vec::new());
     let mut run = st.check_runs[idx].clone();
-    if let Err(p) = apply_output(&mut run, &body) {
+    std::mem::swap(&mut run.annotations, &mut taken);
+    let result = apply_output(&mut run, &body);
+    if let Err(p) = result {
+        st.check_runs[idx].annotations = run.annotations;
         st.rejections.extend(p.clone());
         return error(StatusCode::UNPROCESSABLE_ENTITY, &p.join("; "));
     }
