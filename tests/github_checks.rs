@@ -601,3 +601,46 @@ async fn concurrent_gates_write_one_at_a_time() {
     tb.assert_clean().await;
     tb.stop().await;
 }
+
+/// GitHub Enterprise Server: a `GITHUB_API_URL` with a path (`/api/v3`) keeps that prefix on every
+/// call, and the token is sent to it (requests reach the fake and it sees the token).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ghes_base_url_keeps_its_path_prefix() {
+    let fake = support_github::fake::Fake::new(&support_github::trimmed_spec());
+    fake.state().read_only_tokens.push(READ_ONLY_TOKEN.into());
+    let app = axum::Router::new().nest("/api/v3", fake.router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let api = format!("http://{addr}/api/v3/");
+    for (token, expect_posted) in [(TOKEN, true), (READ_ONLY_TOKEN, false)] {
+        let client = fm_deploy::github::GithubClient::new(&fm_deploy::github::GithubConfig::new(
+            &api, token, "octo/app",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let session = ChecksSession::open(&client, &"9".repeat(40), None)
+            .await
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        let started = session
+            .start("lint", "fm-deploy:1:gates:lint", "2026-01-01T00:00:00Z")
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"));
+        assert_eq!(
+            matches!(started, Started::Posted(_)),
+            expect_posted,
+            "{started:?}"
+        );
+    }
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|l| l.path.starts_with("/repos/octo/app/")),
+        "nest strips the prefix it matched"
+    );
+    assert_eq!(fake.requests().len(), 4);
+    server.abort();
+}

@@ -292,3 +292,41 @@ fn github_message(body: &str) -> String {
         msg
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The token never shows in Debug output; the mask command escapes it like GitHub's toolkit.
+    #[test]
+    fn token_is_never_printed() {
+        let cfg = GithubConfig::new("https://ghe.example.com/api/v3", "ghs_s3cr3t%", "o/r");
+        assert!(!format!("{cfg:?}").contains("s3cr3t"));
+        assert_eq!(mask_command("ghs_s3cr3t%"), "::add-mask::ghs_s3cr3t%25");
+    }
+
+    /// GITHUB_REPOSITORY must be owner/name.
+    #[test]
+    fn repository_must_be_owner_slash_name() {
+        for bad in ["", "owner", "owner/", "/name", "a/b/c"] {
+            let cfg = GithubConfig::new("https://api.github.com", "t", bad);
+            assert!(
+                matches!(GithubClient::new(&cfg), Err(Error::Repository(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    /// GitHub's message and its 422 details make the error; a body without one is quoted briefly.
+    #[test]
+    fn error_messages_carry_github_details() {
+        let m = github_message(
+            r#"{"message":"Validation Failed","errors":[{"field":"head_sha","code":"missing"}]}"#,
+        );
+        assert!(
+            m.starts_with("Validation Failed: ") && m.contains("head_sha"),
+            "{m}"
+        );
+        assert_eq!(github_message(""), "no message");
+    }
+}

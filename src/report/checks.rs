@@ -460,6 +460,15 @@ pub fn select_workflow_annotations(
     errors.chain(warnings).copied().collect()
 }
 
+/// The fallback's lines for all gates' findings: ≤ 10 `::error` + ≤ 10 `::warning`, most severe
+/// first. The caller prints them on stdout.
+pub fn workflow_commands(findings: &[Finding]) -> Vec<String> {
+    select_workflow_annotations(findings, MAX_WORKFLOW_ERRORS, MAX_WORKFLOW_WARNINGS)
+        .into_iter()
+        .map(workflow_command)
+        .collect()
+}
+
 /// One `::error …::message` / `::warning …::message` line for a finding, escaped as GitHub's
 /// toolkit does.
 pub fn workflow_command(f: &Finding) -> String {

@@ -506,7 +506,7 @@ async fn update_check_run(
         return error(StatusCode::NOT_FOUND, "Not Found");
     };
     // Validated before anything changes, so a refused PATCH leaves the run as it was.
-    let mut taken = std::mem::replace(&mut st.check_runs[idx].annotations, Vec::new());
+    let mut taken = std::mem::take(&mut st.check_runs[idx].annotations);
     let mut run = st.check_runs[idx].clone();
     std::mem::swap(&mut run.annotations, &mut taken);
     let result = apply_output(&mut run, &body);
