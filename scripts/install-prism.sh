@@ -8,7 +8,9 @@ set -euo pipefail
 
 dir="${FM_DEPLOY_PRISM_DIR:-${HOME}/.cache/fm-deploy-testbed/node}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-prism_version="5.14.2"
+prism_version="5.14.2"   # newer needs Node >= 24
+openapi_version="23.0.2"
+examples_version="7.6.1"
 
 mkdir -p "$dir"
 cd "$dir"
@@ -22,9 +24,11 @@ have() {
   node -e "process.exit(require('./$pj').version === '$2' ? 0 : 1)"
 }
 
-if ! have @stoplight/prism-cli "$prism_version" || ! have @octokit/openapi "" || ! have @octokit/webhooks-examples ""; then
+if ! have @stoplight/prism-cli "$prism_version" || ! have @octokit/openapi "$openapi_version" \
+   || ! have @octokit/webhooks-examples "$examples_version"; then
   npm install --no-audit --no-fund --loglevel=error \
-    "@stoplight/prism-cli@${prism_version}" @octokit/openapi @octokit/webhooks-examples >&2
+    "@stoplight/prism-cli@${prism_version}" "@octokit/openapi@${openapi_version}" \
+    "@octokit/webhooks-examples@${examples_version}" >&2
 fi
 
 spec="node_modules/@octokit/openapi/generated/api.github.com.json"
