@@ -644,3 +644,39 @@ async fn ghes_base_url_keeps_its_path_prefix() {
     assert_eq!(fake.requests().len(), 4);
     server.abort();
 }
+
+/// The decision run with needs-approval: `action_required` with the run's URL as details_url is a
+/// request GitHub accepts, and it completes the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decision_run_can_require_action() {
+    let tb = Testbed::start().await;
+    let client = tb.client(TOKEN);
+    let sha = "6".repeat(40);
+    let url = "https://github.com/octo/app/actions/runs/11";
+    let session = ChecksSession::open(&client, &sha, Some(url))
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    let Ok(Started::Posted(h)) = session
+        .start(
+            "decision",
+            &external_id("11", "gates", "decision"),
+            "2026-01-01T00:00:00Z",
+        )
+        .await
+    else {
+        panic!("start")
+    };
+    let mut g = gate("decision", vec![], 1000);
+    g.conclusion = CheckConclusion::ActionRequired;
+    g.title = "needs approval: 2 high findings in dependencies".into();
+    session
+        .finish(&h, &g, "2026-01-01T00:00:01Z")
+        .await
+        .unwrap_or_else(|e| panic!("finish: {e}"));
+    let runs = tb.fake.state().check_runs.clone();
+    assert_eq!(runs[0].name, "fm-deploy / decision");
+    assert_eq!(runs[0].conclusion.as_deref(), Some("action_required"));
+    assert_eq!(runs[0].details_url.as_deref(), Some(url));
+    tb.assert_clean().await;
+    tb.stop().await;
+}

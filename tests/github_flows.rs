@@ -337,3 +337,19 @@ async fn deployments_move_through_statuses() {
     tb.assert_clean().await;
     tb.stop().await;
 }
+
+/// Real push and workflow_dispatch payloads are not pull requests: no reviews gate, no fork logic.
+#[test]
+fn non_pull_request_payloads_are_recognised() {
+    for (event, action) in [("push", ""), ("workflow_dispatch", "")] {
+        let payload =
+            serde_json::to_vec(&support_github::webhook_example(event, action)).unwrap_or_default();
+        assert_eq!(pull_request_event(&payload).ok().flatten(), None, "{event}");
+    }
+    let pr = serde_json::to_vec(&pull_request_payload(false)).unwrap_or_default();
+    let ev = pull_request_event(&pr)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("pull_request"));
+    assert_eq!((ev.number, ev.from_fork), (2, false));
+}

@@ -735,4 +735,69 @@ mod tests {
         assert_eq!(v["conclusion"], "failure");
         assert_eq!(v["output"]["annotations"][0]["annotation_level"], "failure");
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn sev() -> impl Strategy<Value = Severity> {
+            prop::sample::select(Severity::ALL.to_vec())
+        }
+
+        fn finding_strategy() -> impl Strategy<Value = Finding> {
+            (
+                sev(),
+                "[a-zé€😀 \n]{0,40}",
+                1u32..500,
+                prop::option::of(0u32..5),
+                prop::option::of(1u32..90),
+            )
+                .prop_map(|(s, msg, line, span, col)| {
+                    Finding::new("t", "R", s, msg)
+                        .at("p.py", Some(line), col)
+                        .ending(span.map(|d| line + d), col.map(|c| c + 3))
+                })
+        }
+
+        proptest! {
+            /// Whatever the findings and budget: batches ≤ 50, the budget holds, the overflow is the
+            /// rest, order is most severe first, and every request fits GitHub's limits.
+            #[test]
+            fn report_respects_github_limits(
+                findings in prop::collection::vec(finding_strategy(), 0..300),
+                budget in 0u32..400,
+                summary in "[a-zé€😀\n]{0,200}",
+                repeat in 1usize..700,
+            ) {
+                let g = GateCheck {
+                    name: "lint".into(),
+                    conclusion: CheckConclusion::Failure,
+                    title: summary.repeat(repeat),
+                    summary_markdown: summary.repeat(repeat),
+                    text_markdown: Some(summary.repeat(repeat)),
+                    findings: findings.clone(),
+                    annotation_budget: budget,
+                };
+                let r = build_report(&g, &[]);
+                let b = usize::try_from(budget).unwrap_or(usize::MAX);
+                prop_assert_eq!(r.annotations.len(), findings.len().min(b));
+                prop_assert_eq!(r.over_budget, findings.len().saturating_sub(b));
+                prop_assert!(r.title.chars().count() <= MAX_TITLE_CHARS && !r.title.contains('\n'));
+                prop_assert!(r.summary.chars().count() <= MAX_OUTPUT_CHARS);
+                prop_assert!(r.text.as_ref().is_none_or(|t| t.chars().count() <= MAX_OUTPUT_CHARS));
+                let levels: Vec<u8> = r.annotations.iter().map(|a| match a.annotation_level {
+                    AnnotationLevel::Failure => 3, AnnotationLevel::Warning => 2, AnnotationLevel::Notice => 1,
+                }).collect();
+                prop_assert!(levels.windows(2).all(|w| w[0] >= w[1]));
+                for a in &r.annotations {
+                    prop_assert!(a.start_line >= 1 && a.end_line >= a.start_line);
+                    prop_assert!(a.start_line == a.end_line || (a.start_column.is_none() && a.end_column.is_none()));
+                    prop_assert!(a.message.len() <= MAX_ANNOTATION_FIELD_BYTES);
+                }
+                let reqs = finish_requests(&r, "2026-01-01T00:00:00Z", None);
+                prop_assert_eq!(reqs.len(), r.annotations.len().div_ceil(50).max(1));
+                prop_assert!(reqs.iter().all(|u| u.output.as_ref().is_some_and(|o| o.annotations.len() <= 50)));
+            }
+        }
+    }
 }
