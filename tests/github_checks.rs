@@ -680,3 +680,50 @@ async fn decision_run_can_require_action() {
     tb.assert_clean().await;
     tb.stop().await;
 }
+
+/// A create that GitHub applied but whose answer was lost (502 after the write) is not sent again:
+/// before retrying, the client looks for the run by name and external_id and takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_applied_behind_a_502_is_not_duplicated() {
+    let tb = Testbed::start().await;
+    tb.fake.state().faults.push(Fault {
+        method: Method::POST,
+        path_contains: "/check-runs".into(),
+        kind: FaultKind::AppliedThen(502),
+        times: 1,
+    });
+    let client = tb.client(TOKEN);
+    let sha = "4".repeat(40);
+    let findings = mixed_findings(60);
+    let session = ChecksSession::open(&client, &sha, None)
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    let Ok(Started::Posted(h)) = session
+        .start("lint", "fm-deploy:4:gates:lint", "2026-01-01T00:00:00Z")
+        .await
+    else {
+        panic!("start")
+    };
+    session
+        .finish(
+            &h,
+            &gate("lint", findings.clone(), 1000),
+            "2026-01-01T00:00:01Z",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("finish: {e}"));
+    assert_eq!(
+        tb.fake.count(&Method::POST, "/check-runs"),
+        1,
+        "no second create"
+    );
+    assert_eq!(tb.fake.state().check_runs.len(), 1);
+    // lookup GET, the applied POST, the probe GET, two PATCHes.
+    assert_eq!(tb.fake.requests().len(), 5);
+    assert_eq!(
+        stored_messages(&tb, "fm-deploy / lint", &sha),
+        expected_messages(&findings)
+    );
+    tb.assert_clean().await;
+    tb.stop().await;
+}

@@ -81,7 +81,16 @@ impl Checks for GithubClient {
 
     async fn create_check_run(&self, body: &CreateCheckRun) -> Result<CheckRunSummary, Error> {
         let path = format!("{}/check-runs", self.repo_path());
-        self.send(Method::POST, &path, Some(body)).await
+        // A 5xx or a lost answer may hide a create GitHub did apply: look for our run (same name
+        // and external_id on the commit) before creating it again.
+        let probe = || async {
+            let runs = self.list_check_runs(&body.head_sha).await?;
+            Ok(runs.into_iter().find(|r| {
+                r.name == body.name && r.external_id.as_deref() == Some(body.external_id.as_str())
+            }))
+        };
+        self.send_probed(Method::POST, &path, Some(body), probe)
+            .await
     }
 
     async fn update_check_run(

@@ -141,11 +141,7 @@ impl GithubClient {
         body: Option<&B>,
     ) -> Result<T, Error> {
         let raw = self.send_raw(method.clone(), path, body).await?;
-        serde_json::from_str(&raw.body).map_err(|source| Error::Decode {
-            method: method.to_string(),
-            path: path.to_string(),
-            source,
-        })
+        decode(&method, path, &raw)
     }
 
     /// As [`GithubClient::send`], returning the raw successful response.
@@ -155,6 +151,46 @@ impl GithubClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<RawResponse, Error> {
+        self.exchange(method, path, body, || async { Ok(None) }, Ok)
+            .await
+    }
+
+    /// As [`GithubClient::send`], for a create that must not happen twice. After a failure that
+    /// GitHub may have applied anyway (a 5xx, or an answer lost to a timeout), `probe` looks for the
+    /// created object before the next attempt; if it finds it, that is the answer. Rate-limit
+    /// refusals (429, 403) are never applied, so they are retried without probing.
+    pub async fn send_probed<T, B, P, Fut>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        probe: P,
+    ) -> Result<T, Error>
+    where
+        T: DeserializeOwned + Send,
+        B: Serialize + Sync + ?Sized,
+        P: FnMut() -> Fut + Send,
+        Fut: std::future::Future<Output = Result<Option<T>, Error>> + Send,
+    {
+        let m = method.clone();
+        self.exchange(method, path, body, probe, |raw| decode(&m, path, &raw))
+            .await
+    }
+
+    async fn exchange<T, B, P, Fut, D>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        mut probe: P,
+        decode_ok: D,
+    ) -> Result<T, Error>
+    where
+        B: Serialize + Sync + ?Sized,
+        P: FnMut() -> Fut + Send,
+        Fut: std::future::Future<Output = Result<Option<T>, Error>> + Send,
+        D: Fn(RawResponse) -> Result<T, Error> + Send,
+    {
         let _guard = if method == Method::GET {
             None
         } else {
@@ -164,20 +200,45 @@ impl GithubClient {
         loop {
             attempt += 1;
             self.sent.fetch_add(1, Ordering::Relaxed);
-            let outcome = self.once(&method, path, body).await;
+            let outcome = match self.once(&method, path, body).await {
+                Ok(r) if (200..300).contains(&r.status) => return decode_ok(r),
+                other => other,
+            };
             let jitter = rand::random::<f64>();
-            let decision = match &outcome {
-                Ok(r) if (200..300).contains(&r.status) => break outcome,
+            let (decision, ambiguous) = match &outcome {
                 Ok(r) => {
                     let headers = RateHeaders::from_map(&r.headers);
-                    retry::decide(&self.retry, r.status, &headers, &r.body, attempt, unix_now(), jitter)
+                    let kind = retry::classify(r.status, &headers, &r.body);
+                    let d = retry::decide(
+                        &self.retry,
+                        r.status,
+                        &headers,
+                        &r.body,
+                        attempt,
+                        unix_now(),
+                        jitter,
+                    );
+                    (d, kind == retry::FailureKind::Server)
                 }
-                Err(_) => retry::decide_transport(&self.retry, attempt, jitter),
+                Err(_) => (retry::decide_transport(&self.retry, attempt, jitter), true),
             };
             match decision {
                 RetryDecision::RetryAfter(wait) => {
-                    tracing::warn!(%method, path, attempt, wait_ms = wait.as_millis() as u64, "github request failed; retrying");
+                    tracing::warn!(
+                        %method,
+                        path,
+                        attempt,
+                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        "github request failed; retrying"
+                    );
                     tokio::time::sleep(wait).await;
+                    if ambiguous
+                        && method != Method::GET
+                        && let Some(found) = probe().await?
+                    {
+                        tracing::info!(%method, path, "the failed request had been applied; not sending it again");
+                        return Ok(found);
+                    }
                 }
                 RetryDecision::GiveUp(reason) => {
                     return Err(match outcome {
@@ -199,7 +260,6 @@ impl GithubClient {
                 }
             }
         }
-        .map_err(|source| Error::Transport { method: method.to_string(), path: path.to_string(), attempts: attempt, source: Box::new(source) })
     }
 
     /// GETs every page of a list (`per_page=100`, following page numbers on the configured base URL
@@ -262,6 +322,14 @@ impl GithubClient {
             body,
         })
     }
+}
+
+fn decode<T: DeserializeOwned>(method: &Method, path: &str, raw: &RawResponse) -> Result<T, Error> {
+    serde_json::from_str(&raw.body).map_err(|source| Error::Decode {
+        method: method.to_string(),
+        path: path.to_string(),
+        source,
+    })
 }
 
 fn unix_now() -> u64 {

@@ -42,6 +42,9 @@ pub enum FaultKind {
     Slow(Duration),
     /// Answer this status and body instead (a response that drifts from GitHub's schema).
     Body(u16, Value),
+    /// Apply the request, then lose the answer behind this status (a 502 from the edge after the
+    /// write happened).
+    AppliedThen(u16),
 }
 
 /// One request as the fake received it.
@@ -302,6 +305,18 @@ async fn gatekeeper_inner(fake: Fake, req: Request, next: Next) -> Response {
             )
                 .into_response(),
         ),
+        Some(FaultKind::AppliedThen(code)) => {
+            let resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+            fake.state().log.push(Logged {
+                method,
+                path,
+                status: resp.status().as_u16(),
+                body: body_json,
+                injected: true,
+            });
+            return (status, "upstream failure after apply").into_response();
+        }
         Some(FaultKind::Body(code, body)) => Some(
             (
                 StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
