@@ -306,7 +306,9 @@ async fn gatekeeper_inner(fake: Fake, req: Request, next: Next) -> Response {
                 .into_response(),
         ),
         Some(FaultKind::AppliedThen(code)) => {
-            let resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+            let resp = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
             fake.state().log.push(Logged {
                 method,
