@@ -22,10 +22,16 @@ export PATH="$bin_dir:$PATH"
 cargo build --release --locked --bin fm-deploy >&2
 target="${CARGO_TARGET_DIR:-$root/target}"
 
+# The tools write caches and reports where they run: work on a copy, keep the checkout clean.
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+cp -r examples/sample-project "$work/sample-project"
+rm -rf "$work"/sample-project/{out,.mypy_cache,.pytest_cache}
+
 set +e
 "$target/release/fm-deploy" pipeline --dry-run \
   --branch "$branch" --sha "$(git rev-parse HEAD 2>/dev/null || echo 0000000)" \
-  --workspace examples/sample-project --config "$root/examples/fm-deploy.yml" \
+  --workspace "$work/sample-project" --config "$root/examples/fm-deploy.yml" \
   --summary "$root/fm-deploy-report.md"
 code=$?
 set -e

@@ -26,6 +26,8 @@ pub enum ActionError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Github(#[from] crate::github::Error),
     #[error("{0}")]
     Other(String),
 }
@@ -41,6 +43,7 @@ impl ActionError {
             | ActionError::Runtime(_)
             | ActionError::NotAvailable(_)
             | ActionError::Write { .. }
+            | ActionError::Github(_)
             | ActionError::Other(_) => 2,
         }
     }

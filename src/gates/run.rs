@@ -159,6 +159,20 @@ pub fn select_gates<'a>(
     (found, missing)
 }
 
+/// Told when each gate actually starts (after waiting for a parallelism slot), so a reporter can
+/// mark its check run in progress at that moment. Decides nothing; cannot fail the run.
+pub trait GateHooks: Sync {
+    fn gate_started(&self, gate: &str) -> impl Future<Output = ()> + Send;
+}
+
+/// No hooks (local runs, tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHooks;
+
+impl GateHooks for NoHooks {
+    async fn gate_started(&self, _gate: &str) {}
+}
+
 /// Runs the tier's gates (at most `policy.runner.parallelism` at once; 0 = CPU count) and
 /// decides. Never fails: every problem becomes a failed gate or a note, and fails closed.
 pub async fn run_gates<R: ToolRunner, L: LabelApprovals>(
@@ -167,6 +181,18 @@ pub async fn run_gates<R: ToolRunner, L: LabelApprovals>(
     ctx: &GateContext,
     runner: &R,
     labels: &L,
+) -> GatesReport {
+    run_gates_with_hooks(policy, tier, ctx, runner, labels, &NoHooks).await
+}
+
+/// As [`run_gates`], calling `hooks` as each gate starts.
+pub async fn run_gates_with_hooks<R: ToolRunner, L: LabelApprovals, H: GateHooks>(
+    policy: &Policy,
+    tier: &TierSpec,
+    ctx: &GateContext,
+    runner: &R,
+    labels: &L,
+    hooks: &H,
 ) -> GatesReport {
     let started = Instant::now();
     let (specs, missing) = select_gates(policy, tier, ctx.phase);
@@ -182,6 +208,7 @@ pub async fn run_gates<R: ToolRunner, L: LabelApprovals>(
         async move {
             // The semaphore is never closed, so acquire cannot fail; if it did, run unbounded.
             let _permit = sem.acquire().await.ok();
+            hooks.gate_started(&spec.name).await;
             run_one(spec, ctx, policy.runner.output_cap, runner).await
         }
     });

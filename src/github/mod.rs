@@ -9,6 +9,7 @@ pub mod checks;
 pub mod client;
 pub mod deployments;
 pub mod event;
+pub mod labels;
 pub mod predeploy;
 pub mod retry;
 pub mod reviews;
