@@ -352,8 +352,10 @@ pub async fn run_gates_phase(
         // protection enforces it at merge time).
         if let (Some(c), Trigger::PullRequest { number, .. }, Some(r)) =
             (github, &req.plan.trigger, rule)
+            && r.reviews > 0
+            && !no_access
         {
-            if r.reviews > 0 && !no_access {
+            {
                 let approvals =
                     crate::github::reviews::approvals(c, *number, &req.plan.sha, r.reviews).await?;
                 let check = GateCheck {

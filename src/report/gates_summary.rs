@@ -322,6 +322,108 @@ pub fn render_json(r: &GatesReport) -> String {
         .unwrap_or_else(|e| format!("{{\"error\": \"failed to serialize the gates report: {e}\"}}"))
 }
 
+/// One gate's check run (`fm-deploy / <gate>`): conclusion, title and summary from its verdict and
+/// run. Pure; the verdict already decided everything.
+pub fn gate_check(
+    r: &GatesReport,
+    g: &GateVerdict,
+    annotation_budget: u32,
+) -> crate::report::checks::GateCheck {
+    use crate::report::checks::{CheckConclusion, GateCheck};
+    let run = run_of(r, &g.gate);
+    let conclusion = match (g.decision, run.map(|x| &x.outcome)) {
+        (_, Some(GateOutcome::TimedOut { .. })) => CheckConclusion::TimedOut,
+        (Decision::Block, _) => CheckConclusion::Failure,
+        (Decision::NeedsApproval, _) => CheckConclusion::ActionRequired,
+        (Decision::Allow, _) if g.findings.iter().any(|f| f.counted) => CheckConclusion::Neutral,
+        (Decision::Allow, _) => CheckConclusion::Success,
+    };
+    let outcome = run.map_or("not run", |x| outcome_word(&x.outcome));
+    let title = format!("{} — {} ({outcome})", counts(g), g.decision);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "**{} {}** · outcome {outcome}",
+        icon(g.decision),
+        g.decision
+    );
+    if let Some(x) = run {
+        let _ = writeln!(
+            s,
+            "\n`{}` · {:.1}s",
+            md_escape(&x.argv.join(" ")),
+            x.elapsed.as_secs_f64()
+        );
+    }
+    if !g.reasons.is_empty() {
+        let _ = writeln!(s, "\n**Why:**\n");
+        for reason in &g.reasons {
+            let _ = writeln!(s, "- {}", md_escape(reason));
+        }
+    }
+    let _ = writeln!(s, "\nCounted findings: {}", counts(g));
+    if let Some(d) = &g.diff_counts {
+        let _ = writeln!(
+            s,
+            "\nOn this pull request: {} new in the diff, {} in changed files, {} pre-existing, {} not tied to a file.",
+            d.new_in_diff, d.in_changed_file, d.pre_existing, d.not_file_bound
+        );
+    }
+    if let (Some(c), Some(m)) = (g.coverage, g.coverage_min) {
+        let _ = writeln!(s, "\nCoverage {c:.2}% (minimum {m:.2}%)");
+    }
+    let text = run.and_then(|x| match &x.outcome {
+        GateOutcome::Crashed { stderr_tail, .. }
+        | GateOutcome::TimedOut { stderr_tail, .. }
+        | GateOutcome::Unparseable { stderr_tail, .. }
+            if !stderr_tail.is_empty() =>
+        {
+            Some(format!("stderr (last lines):\n\n```\n{stderr_tail}\n```\n"))
+        }
+        _ => None,
+    });
+    GateCheck {
+        name: g.gate.clone(),
+        conclusion,
+        title,
+        summary_markdown: s,
+        text_markdown: text,
+        findings: g.findings.iter().map(|f| f.finding.clone()).collect(),
+        annotation_budget,
+    }
+}
+
+/// The `fm-deploy / decision` check run: the whole verdict, no annotations (each gate has its own).
+pub fn decision_check(r: &GatesReport) -> crate::report::checks::GateCheck {
+    use crate::report::checks::{CheckConclusion, GateCheck};
+    let v = &r.verdict;
+    let conclusion = match v.decision {
+        Decision::Allow => CheckConclusion::Success,
+        Decision::NeedsApproval => CheckConclusion::ActionRequired,
+        Decision::Block => CheckConclusion::Failure,
+    };
+    let blocking: Vec<&str> = v
+        .gates
+        .iter()
+        .filter(|g| g.decision != Decision::Allow)
+        .map(|g| g.gate.as_str())
+        .collect();
+    let title = if blocking.is_empty() {
+        format!("{} — all {} gates passed", v.decision, v.gates.len())
+    } else {
+        format!("{} — {}", v.decision, blocking.join(", "))
+    };
+    GateCheck {
+        name: "decision".into(),
+        conclusion,
+        title,
+        summary_markdown: render_markdown(r),
+        text_markdown: None,
+        findings: Vec::new(),
+        annotation_budget: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,107 +560,5 @@ mod tests {
         insta::assert_snapshot!("text", render_text(&report));
         let json: serde_json::Value = serde_json::from_str(&render_json(&report)).unwrap();
         assert_eq!(json["verdict"]["decision"], "block");
-    }
-}
-
-/// One gate's check run (`fm-deploy / <gate>`): conclusion, title and summary from its verdict and
-/// run. Pure; the verdict already decided everything.
-pub fn gate_check(
-    r: &GatesReport,
-    g: &GateVerdict,
-    annotation_budget: u32,
-) -> crate::report::checks::GateCheck {
-    use crate::report::checks::{CheckConclusion, GateCheck};
-    let run = run_of(r, &g.gate);
-    let conclusion = match (g.decision, run.map(|x| &x.outcome)) {
-        (_, Some(GateOutcome::TimedOut { .. })) => CheckConclusion::TimedOut,
-        (Decision::Block, _) => CheckConclusion::Failure,
-        (Decision::NeedsApproval, _) => CheckConclusion::ActionRequired,
-        (Decision::Allow, _) if g.findings.iter().any(|f| f.counted) => CheckConclusion::Neutral,
-        (Decision::Allow, _) => CheckConclusion::Success,
-    };
-    let outcome = run.map_or("not run", |x| outcome_word(&x.outcome));
-    let title = format!("{} — {} ({outcome})", counts(g), g.decision);
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "**{} {}** · outcome {outcome}",
-        icon(g.decision),
-        g.decision
-    );
-    if let Some(x) = run {
-        let _ = writeln!(
-            s,
-            "\n`{}` · {:.1}s",
-            md_escape(&x.argv.join(" ")),
-            x.elapsed.as_secs_f64()
-        );
-    }
-    if !g.reasons.is_empty() {
-        let _ = writeln!(s, "\n**Why:**\n");
-        for reason in &g.reasons {
-            let _ = writeln!(s, "- {}", md_escape(reason));
-        }
-    }
-    let _ = writeln!(s, "\nCounted findings: {}", counts(g));
-    if let Some(d) = &g.diff_counts {
-        let _ = writeln!(
-            s,
-            "\nOn this pull request: {} new in the diff, {} in changed files, {} pre-existing, {} not tied to a file.",
-            d.new_in_diff, d.in_changed_file, d.pre_existing, d.not_file_bound
-        );
-    }
-    if let (Some(c), Some(m)) = (g.coverage, g.coverage_min) {
-        let _ = writeln!(s, "\nCoverage {c:.2}% (minimum {m:.2}%)");
-    }
-    let text = run.and_then(|x| match &x.outcome {
-        GateOutcome::Crashed { stderr_tail, .. }
-        | GateOutcome::TimedOut { stderr_tail, .. }
-        | GateOutcome::Unparseable { stderr_tail, .. }
-            if !stderr_tail.is_empty() =>
-        {
-            Some(format!("stderr (last lines):\n\n```\n{stderr_tail}\n```\n"))
-        }
-        _ => None,
-    });
-    GateCheck {
-        name: g.gate.clone(),
-        conclusion,
-        title,
-        summary_markdown: s,
-        text_markdown: text,
-        findings: g.findings.iter().map(|f| f.finding.clone()).collect(),
-        annotation_budget,
-    }
-}
-
-/// The `fm-deploy / decision` check run: the whole verdict, no annotations (each gate has its own).
-pub fn decision_check(r: &GatesReport) -> crate::report::checks::GateCheck {
-    use crate::report::checks::{CheckConclusion, GateCheck};
-    let v = &r.verdict;
-    let conclusion = match v.decision {
-        Decision::Allow => CheckConclusion::Success,
-        Decision::NeedsApproval => CheckConclusion::ActionRequired,
-        Decision::Block => CheckConclusion::Failure,
-    };
-    let blocking: Vec<&str> = v
-        .gates
-        .iter()
-        .filter(|g| g.decision != Decision::Allow)
-        .map(|g| g.gate.as_str())
-        .collect();
-    let title = if blocking.is_empty() {
-        format!("{} — all {} gates passed", v.decision, v.gates.len())
-    } else {
-        format!("{} — {}", v.decision, blocking.join(", "))
-    };
-    GateCheck {
-        name: "decision".into(),
-        conclusion,
-        title,
-        summary_markdown: render_markdown(r),
-        text_markdown: None,
-        findings: Vec::new(),
-        annotation_budget: 0,
     }
 }
