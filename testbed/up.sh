@@ -57,7 +57,26 @@ if [ ! -f "$RUN/sa.key" ]; then
 fi
 umask 077
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token_file"
-echo "$(cat "$token_file"),admin,admin,\"system:masters\"" >"$RUN/tokens.csv"
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/deployer-token"
+# Two identities: `admin` for the harness (kubelet, router, test setup) and `fm-deployer` for the
+# deploy under test, so the audit log tells their requests apart.
+{ echo "$(cat "$token_file"),admin,admin,\"system:masters\""
+  echo "$(cat "$RUN/deployer-token"),fm-deployer,fm-deployer,\"system:masters\""; } >"$RUN/tokens.csv"
+sed "s/$(cat "$token_file")/$(cat "$RUN/deployer-token")/; s/name: admin/name: fm-deployer/; s/user: admin/user: fm-deployer/" \
+  >"$RUN/kubeconfig-deployer" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: fm-testbed
+  cluster: {server: "https://127.0.0.1:$APISERVER_PORT", insecure-skip-tls-verify: true}
+users:
+- name: admin
+  user: {token: "$(cat "$token_file")"}
+contexts:
+- name: fm-testbed
+  context: {cluster: fm-testbed, user: admin, namespace: default}
+current-context: fm-testbed
+KC
 cat >"$RUN/kubeconfig" <<KC
 apiVersion: v1
 kind: Config
@@ -104,6 +123,8 @@ cat >"$ENV_FILE" <<EF
 FM_TESTBED_RUN=$RUN
 FM_TESTBED_BIN=$BIN
 FM_TESTBED_KUBECONFIG=$RUN/kubeconfig
+FM_TESTBED_DEPLOYER_KUBECONFIG=$RUN/kubeconfig-deployer
+FM_TESTBED_KUBECTL=$BIN/kubectl
 FM_TESTBED_APISERVER_URL=https://127.0.0.1:$APISERVER_PORT
 FM_TESTBED_APISERVER_SCRIPT=$here/apiserver.sh
 FM_TESTBED_AUDIT_LOG=$RUN/audit-$APISERVER_PORT.log
