@@ -85,7 +85,8 @@ async fn direct_never_ready_fails_at_deadline_with_conditions() -> anyhow::Resul
     let r = deploy_direct(&cluster, &prober, &app, &e, &inputs("example/web:never-ready", "run-2"), &o).await?;
     match &r.outcome {
         DeployOutcome::Failed { stage: Stage::Rollout, reason, .. } => {
-            assert!(reason.contains("ProgressDeadlineExceeded") || reason.contains("deadline reached"), "{reason}");
+            eprintln!("never-ready reason: {reason}");
+            assert!(reason.contains("ProgressDeadlineExceeded") || reason.contains("watch deadline reached"), "{reason}");
             assert!(reason.contains("Ready=False (ContainersNotReady: containers with unready status: [app])"), "{reason}");
         }
         other => panic!("expected a rollout failure, got {other:?}"),
@@ -111,6 +112,7 @@ async fn direct_crash_loop_detected() -> anyhow::Result<()> {
     let r = deploy_direct(&cluster, &prober, &app, &e, &inputs("example/web:crashloop", "run-1"), &opts(None)).await?;
     match &r.outcome {
         DeployOutcome::Failed { stage: Stage::Rollout, reason, .. } => {
+            eprintln!("crash-loop reason: {reason}");
             assert!(reason.contains("crash-looping"), "{reason}");
             assert!(reason.contains("CrashLoopBackOff"), "{reason}");
         }

@@ -182,7 +182,11 @@ async fn deploy_locked<C: Cluster, P: Prober, T: PostDeployTests>(
         None => cluster.current_image(&env.namespace, &app.name).await?,
     };
     let mut machine = DeployMachine::new(kind, &inputs.image, previous.as_deref(), !env.post_deploy.is_empty());
-    let plan = RolloutPlan { deadline: env.progress_deadline + opts.deadline_grace, crashloop_restarts: opts.crashloop_restarts };
+    let plan = RolloutPlan {
+        progress_deadline: env.progress_deadline,
+        deadline: env.progress_deadline + opts.deadline_grace,
+        crashloop_restarts: opts.crashloop_restarts,
+    };
     let url = opts.url_override.clone().unwrap_or_else(|| env.url.clone());
     let mut steps = Vec::new();
     let mut ready_noticed = None;

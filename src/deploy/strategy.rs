@@ -11,6 +11,8 @@ use std::time::Duration;
 /// How a rollout is judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RolloutPlan {
+    /// The Deployment's `progressDeadlineSeconds`, for messages.
+    pub progress_deadline: Duration,
     /// Our own deadline for the whole rollout (the Deployment's progress deadline plus a grace for
     /// the controller to report it).
     pub deadline: Duration,
@@ -110,7 +112,7 @@ impl fmt::Display for RolloutFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RolloutFailure::DeadlineExceeded { name, deadline, reported_by_cluster, detail } => {
-                let by = if *reported_by_cluster { "ProgressDeadlineExceeded" } else { "deadline reached" };
+                let by = if *reported_by_cluster { "ProgressDeadlineExceeded" } else { "watch deadline reached" };
                 write!(
                     f,
                     "become ready: deployment {name} did not complete within {} ({by}); {detail}",
@@ -156,12 +158,12 @@ pub fn next_step(plan: &RolloutPlan, s: &DeploySummary, elapsed: Duration) -> Ro
         && s.progressing.as_ref().is_some_and(|c| c.status == "False" && c.reason == "ProgressDeadlineExceeded");
     if deadline_reported || elapsed >= plan.deadline {
         let mut d = detail();
-        if let Some(c) = s.progressing.as_ref().filter(|c| !c.message.is_empty()) {
-            d = format!("{}: {}; {d}", c.reason, c.message);
+        if let Some(c) = s.progressing.as_ref().filter(|c| deadline_reported && !c.message.is_empty()) {
+            d = format!("{}; {d}", c.message);
         }
         return RolloutStep::Fail(RolloutFailure::DeadlineExceeded {
             name: s.name.clone(),
-            deadline: plan.deadline,
+            deadline: if deadline_reported { plan.progress_deadline } else { plan.deadline },
             reported_by_cluster: deadline_reported,
             detail: d,
         });
@@ -376,7 +378,7 @@ mod tests {
     use super::*;
 
     fn plan() -> RolloutPlan {
-        RolloutPlan { deadline: Duration::from_secs(60), crashloop_restarts: 3 }
+        RolloutPlan { progress_deadline: Duration::from_secs(50), deadline: Duration::from_secs(60), crashloop_restarts: 3 }
     }
 
     fn summary() -> DeploySummary {
