@@ -15,7 +15,8 @@ use support_k8s::Fixture;
 async fn conflict_is_retried_with_a_fresh_read() -> anyhow::Result<()> {
     let fx = Fixture::new("fm-conflict").await?;
     let admin: Api<ConfigMap> = Api::namespaced(fx.admin.clone(), &fx.ns);
-    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "race"}, "data": {"a": "1"}}))?;
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "race"}, "data": {"a": "1"}}))?;
     admin.create(&PostParams::default(), &cm).await?;
     let ours: Api<ConfigMap> = Api::namespaced(fx.deployer(None).await?, &fx.ns);
     let (_, retries) = retry_on_conflict("configmap race", 5, |attempt| {
@@ -24,9 +25,17 @@ async fn conflict_is_retried_with_a_fresh_read() -> anyhow::Result<()> {
             let mut cm = ours.get("race").await?;
             if attempt == 0 {
                 // Another writer gets in between our read and our write.
-                admin.patch("race", &PatchParams::default(), &Patch::Merge(json!({"data": {"b": "2"}}))).await?;
+                admin
+                    .patch(
+                        "race",
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"data": {"b": "2"}})),
+                    )
+                    .await?;
             }
-            cm.data.get_or_insert_default().insert("c".into(), "3".into());
+            cm.data
+                .get_or_insert_default()
+                .insert("c".into(), "3".into());
             ours.replace("race", &PostParams::default(), &cm).await
         }
     })
@@ -34,7 +43,11 @@ async fn conflict_is_retried_with_a_fresh_read() -> anyhow::Result<()> {
     assert_eq!(retries, 1, "exactly one conflict retried");
     let data = admin.get("race").await?.data.unwrap_or_default();
     assert_eq!(data.get("a").map(String::as_str), Some("1"));
-    assert_eq!(data.get("b").map(String::as_str), Some("2"), "the other writer's change survives");
+    assert_eq!(
+        data.get("b").map(String::as_str),
+        Some("2"),
+        "the other writer's change survives"
+    );
     assert_eq!(data.get("c").map(String::as_str), Some("3"));
     fx.finish().await
 }

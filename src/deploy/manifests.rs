@@ -57,7 +57,10 @@ pub fn labels(app: &AppSpec, env: &EnvironmentSpec) -> BTreeMap<String, String> 
 pub fn selector_labels(app: &AppSpec, env: &EnvironmentSpec) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_string(), app.name.clone()),
-        ("app.kubernetes.io/instance".to_string(), format!("{}-{}", app.name, env.name)),
+        (
+            "app.kubernetes.io/instance".to_string(),
+            format!("{}-{}", app.name, env.name),
+        ),
     ])
 }
 
@@ -71,25 +74,51 @@ pub fn image_version(image: &str) -> String {
     } else {
         "latest".to_string()
     };
-    let cleaned: String = v.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' }).collect();
-    cleaned.chars().take(63).collect::<String>().trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string()
+    let cleaned: String = v
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    cleaned
+        .chars()
+        .take(63)
+        .collect::<String>()
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
 }
 
 /// Everything the environment needs for this deploy.
-pub fn environment_objects(app: &AppSpec, env: &EnvironmentSpec, inputs: &DeployInputs) -> EnvironmentObjects {
+pub fn environment_objects(
+    app: &AppSpec,
+    env: &EnvironmentSpec,
+    inputs: &DeployInputs,
+) -> EnvironmentObjects {
     let labels = labels(app, env);
     let selector = selector_labels(app, env);
     let mut pod_labels = labels.clone();
-    pod_labels.insert("app.kubernetes.io/version".into(), image_version(&inputs.image));
+    pod_labels.insert(
+        "app.kubernetes.io/version".into(),
+        image_version(&inputs.image),
+    );
     let mut dep_labels = labels.clone();
-    dep_labels.insert("app.kubernetes.io/version".into(), image_version(&inputs.image));
+    dep_labels.insert(
+        "app.kubernetes.io/version".into(),
+        image_version(&inputs.image),
+    );
 
     let strategy = match env.strategy {
         // Staging keeps every old pod until a new one is Ready: a stalled rollout keeps serving.
         StrategyKind::Rolling | StrategyKind::BlueGreen => {
             json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}})
         }
-        StrategyKind::Direct => json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+        StrategyKind::Direct => {
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}})
+        }
     };
     let mut container = json!({
         "name": "app",
@@ -107,7 +136,10 @@ pub fn environment_objects(app: &AppSpec, env: &EnvironmentSpec, inputs: &Deploy
     if !inputs.secrets.is_empty()
         && let Some(c) = container.as_object_mut()
     {
-        c.insert("envFrom".into(), json!([{"secretRef": {"name": APP_SECRETS}}]));
+        c.insert(
+            "envFrom".into(),
+            json!([{"secretRef": {"name": APP_SECRETS}}]),
+        );
     }
     let mut spec = json!({
         "selector": {"matchLabels": selector},
@@ -140,11 +172,26 @@ pub fn environment_objects(app: &AppSpec, env: &EnvironmentSpec, inputs: &Deploy
     });
     let mut secrets = Vec::new();
     if !inputs.secrets.is_empty() {
-        secrets.push(secret(APP_SECRETS, &env.namespace, &labels, "Opaque", &inputs.secrets));
+        secrets.push(secret(
+            APP_SECRETS,
+            &env.namespace,
+            &labels,
+            "Opaque",
+            &inputs.secrets,
+        ));
     }
     if let (Some(name), Some((cert, key))) = (&env.tls_secret, &inputs.tls) {
-        let data = BTreeMap::from([("tls.crt".to_string(), cert.clone()), ("tls.key".to_string(), key.clone())]);
-        secrets.push(secret(name, &env.namespace, &labels, "kubernetes.io/tls", &data));
+        let data = BTreeMap::from([
+            ("tls.crt".to_string(), cert.clone()),
+            ("tls.key".to_string(), key.clone()),
+        ]);
+        secrets.push(secret(
+            name,
+            &env.namespace,
+            &labels,
+            "kubernetes.io/tls",
+            &data,
+        ));
     }
     let hpa = env.autoscaling.as_ref().map(|a| {
         json!({
@@ -169,7 +216,13 @@ pub fn environment_objects(app: &AppSpec, env: &EnvironmentSpec, inputs: &Deploy
     }
 }
 
-fn secret(name: &str, ns: &str, labels: &BTreeMap<String, String>, kind: &str, data: &BTreeMap<String, String>) -> Value {
+fn secret(
+    name: &str,
+    ns: &str,
+    labels: &BTreeMap<String, String>,
+    kind: &str,
+    data: &BTreeMap<String, String>,
+) -> Value {
     let b64 = base64::engine::general_purpose::STANDARD;
     let data: BTreeMap<&String, String> = data.iter().map(|(k, v)| (k, b64.encode(v))).collect();
     json!({
@@ -189,23 +242,37 @@ pub fn example_environment(name: &str, namespace: &str, strategy: StrategyKind) 
         url: "http://127.0.0.1".into(),
         strategy,
         replicas: 2,
-        resources: Resources { cpu: "100m".into(), memory: "128Mi".into() },
+        resources: Resources {
+            cpu: "100m".into(),
+            memory: "128Mi".into(),
+        },
         autoscaling: None,
         progress_deadline: Duration::from_secs(600),
-        pre_deploy: PreDeploy { checks_green: false, healthy: vec![], incident_label: None },
+        pre_deploy: PreDeploy {
+            checks_green: false,
+            healthy: vec![],
+            incident_label: None,
+        },
         protection: Protection {
             reviewers: vec![],
             wait_timer: Duration::ZERO,
             protected_branches_only: false,
             prevent_self_review: false,
         },
-        smoke: SmokeSpec { endpoints: vec!["/health".into()], deadline: Duration::from_secs(30) },
+        smoke: SmokeSpec {
+            endpoints: vec!["/health".into()],
+            deadline: Duration::from_secs(30),
+        },
         post_deploy: vec![],
         coverage_min: None,
         secrets: BTreeMap::new(),
         tls_secret: None,
         blue_green: None,
-        rollback: RollbackSpec { sample_every: Duration::from_secs(10), on_no_data: NoDataPolicy::Hold, triggers: vec![] },
+        rollback: RollbackSpec {
+            sample_every: Duration::from_secs(10),
+            on_no_data: NoDataPolicy::Hold,
+            triggers: vec![],
+        },
     }
 }
 
@@ -229,14 +296,27 @@ mod tests {
     #[test]
     fn service_ports_are_tcp_and_selector_is_stable() {
         let env = example_environment("staging", "web-staging", StrategyKind::Rolling);
-        let o = environment_objects(&app(), &env, &DeployInputs { image: "ghcr.io/org/web:v2".into(), ..Default::default() });
+        let o = environment_objects(
+            &app(),
+            &env,
+            &DeployInputs {
+                image: "ghcr.io/org/web:v2".into(),
+                ..Default::default()
+            },
+        );
         for p in o.service["spec"]["ports"].as_array().into_iter().flatten() {
             assert_eq!(p["protocol"], "TCP");
         }
         let sel = &o.deployment["spec"]["selector"]["matchLabels"];
         assert!(sel.get("app.kubernetes.io/version").is_none());
-        assert_eq!(o.deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"], "v2");
-        assert_eq!(o.deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+        assert_eq!(
+            o.deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"],
+            "v2"
+        );
+        assert_eq!(
+            o.deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
+            0
+        );
         assert_eq!(o.deployment["spec"]["replicas"], 2);
     }
 
@@ -245,7 +325,11 @@ mod tests {
     #[test]
     fn secrets_and_hpa() {
         let mut env = example_environment("production", "web-prod", StrategyKind::BlueGreen);
-        env.autoscaling = Some(Autoscaling { min: 3, max: 10, cpu_target_percent: 70 });
+        env.autoscaling = Some(Autoscaling {
+            min: 3,
+            max: 10,
+            cpu_target_percent: 70,
+        });
         env.tls_secret = Some("web-tls".into());
         let inputs = DeployInputs {
             image: "ghcr.io/org/web@sha256:0123456789abcdef0123".into(),
@@ -255,12 +339,24 @@ mod tests {
         };
         let o = environment_objects(&app(), &env, &inputs);
         assert!(o.deployment["spec"].get("replicas").is_none());
-        assert_eq!(o.hpa.as_ref().map(|h| h["minReplicas"].clone()), Some(json!(3)));
+        assert_eq!(
+            o.hpa.as_ref().map(|h| h["minReplicas"].clone()),
+            Some(json!(3))
+        );
         assert_eq!(o.secrets.len(), 2);
-        assert_eq!(o.secrets[0]["data"]["DATABASE_URL"], "cG9zdGdyZXM6Ly91OnBAZGIveA==");
+        assert_eq!(
+            o.secrets[0]["data"]["DATABASE_URL"],
+            "cG9zdGdyZXM6Ly91OnBAZGIveA=="
+        );
         assert_eq!(o.secrets[1]["type"], "kubernetes.io/tls");
-        assert_eq!(o.deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["secretRef"]["name"], APP_SECRETS);
-        assert_eq!(o.deployment["metadata"]["labels"]["app.kubernetes.io/version"], "0123456789ab");
+        assert_eq!(
+            o.deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]["secretRef"]["name"],
+            APP_SECRETS
+        );
+        assert_eq!(
+            o.deployment["metadata"]["labels"]["app.kubernetes.io/version"],
+            "0123456789ab"
+        );
     }
 
     /// Protects the version label: always a valid label value.

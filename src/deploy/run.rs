@@ -5,7 +5,9 @@
 //! Owns: the order of I/O for one deploy and turning adapter results into machine events. Must not
 //! decide anything itself: every branch is the machine's or `next_step`'s.
 
-use crate::deploy::cluster::{Applied, Cluster, ClusterError, DeployRecord, LeaseOptions, RolloutResult, StateRecord};
+use crate::deploy::cluster::{
+    Applied, Cluster, ClusterError, DeployRecord, LeaseOptions, RolloutResult, StateRecord,
+};
 use crate::deploy::health::Prober;
 use crate::deploy::manifests::{DeployInputs, environment_objects};
 use crate::deploy::strategy::{Act, DeployKind, DeployMachine, DeployOutcome, Event, RolloutPlan};
@@ -24,7 +26,11 @@ pub enum PostDeployResult {
 /// implements this: run gate `gate` of the policy with `DEPLOY_URL=deploy_url` in its environment and
 /// `{deploy_url}` substituted in its argv; anything but a pass (findings, crash, timeout) is `Failed`.
 pub trait PostDeployTests: Send + Sync {
-    fn run_gate(&self, gate: &str, deploy_url: &str) -> impl Future<Output = PostDeployResult> + Send;
+    fn run_gate(
+        &self,
+        gate: &str,
+        deploy_url: &str,
+    ) -> impl Future<Output = PostDeployResult> + Send;
 }
 
 /// No post-deploy tests (direct deploys).
@@ -32,7 +38,9 @@ pub struct NoPostDeployTests;
 
 impl PostDeployTests for NoPostDeployTests {
     async fn run_gate(&self, gate: &str, _deploy_url: &str) -> PostDeployResult {
-        PostDeployResult::Failed { reason: format!("gate {gate} has no runner configured") }
+        PostDeployResult::Failed {
+            reason: format!("gate {gate} has no runner configured"),
+        }
     }
 }
 
@@ -41,7 +49,10 @@ pub enum DeployError {
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     #[error("deploy environment {environment}: strategy {strategy} is not direct or rolling")]
-    WrongStrategy { environment: String, strategy: String },
+    WrongStrategy {
+        environment: String,
+        strategy: String,
+    },
 }
 
 impl DeployError {
@@ -107,7 +118,17 @@ pub async fn deploy_direct<C: Cluster, P: Prober>(
     inputs: &DeployInputs,
     opts: &DeployOptions,
 ) -> Result<DeployReport, DeployError> {
-    deploy(cluster, prober, &NoPostDeployTests, DeployKind::Direct, app, env, inputs, opts).await
+    deploy(
+        cluster,
+        prober,
+        &NoPostDeployTests,
+        DeployKind::Direct,
+        app,
+        env,
+        inputs,
+        opts,
+    )
+    .await
 }
 
 /// Staging: apply, wait Ready, smoke test, post-deploy test gates; any failure rolls back to the
@@ -121,7 +142,17 @@ pub async fn deploy_rolling<C: Cluster, P: Prober, T: PostDeployTests>(
     inputs: &DeployInputs,
     opts: &DeployOptions,
 ) -> Result<DeployReport, DeployError> {
-    deploy(cluster, prober, tests, DeployKind::Rolling, app, env, inputs, opts).await
+    deploy(
+        cluster,
+        prober,
+        tests,
+        DeployKind::Rolling,
+        app,
+        env,
+        inputs,
+        opts,
+    )
+    .await
 }
 
 /// Either strategy, chosen by the environment (blue-green is not handled here).
@@ -138,13 +169,19 @@ pub async fn deploy_environment<C: Cluster, P: Prober, T: PostDeployTests>(
         StrategyKind::Direct => DeployKind::Direct,
         StrategyKind::Rolling => DeployKind::Rolling,
         StrategyKind::BlueGreen => {
-            return Err(DeployError::WrongStrategy { environment: env.name.clone(), strategy: "blue-green".into() });
+            return Err(DeployError::WrongStrategy {
+                environment: env.name.clone(),
+                strategy: "blue-green".into(),
+            });
         }
     };
     deploy(cluster, prober, tests, kind, app, env, inputs, opts).await
 }
 
-#[expect(clippy::too_many_arguments, reason = "the three ports plus the deploy's inputs")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the three ports plus the deploy's inputs"
+)]
 async fn deploy<C: Cluster, P: Prober, T: PostDeployTests>(
     cluster: &C,
     prober: &P,
@@ -155,8 +192,14 @@ async fn deploy<C: Cluster, P: Prober, T: PostDeployTests>(
     inputs: &DeployInputs,
     opts: &DeployOptions,
 ) -> Result<DeployReport, DeployError> {
-    let holder = if inputs.run_id.is_empty() { format!("fm-deploy pid {}", std::process::id()) } else { inputs.run_id.clone() };
-    let lease = cluster.acquire_lease(&env.namespace, &lease_name(env), &holder, opts.lease).await?;
+    let holder = if inputs.run_id.is_empty() {
+        format!("fm-deploy pid {}", std::process::id())
+    } else {
+        inputs.run_id.clone()
+    };
+    let lease = cluster
+        .acquire_lease(&env.namespace, &lease_name(env), &holder, opts.lease)
+        .await?;
     let result = deploy_locked(cluster, prober, tests, kind, app, env, inputs, opts).await;
     // Release even after a failure; a release error only matters when the deploy itself succeeded.
     let released = cluster.release_lease(lease).await;
@@ -165,7 +208,10 @@ async fn deploy<C: Cluster, P: Prober, T: PostDeployTests>(
     Ok(report)
 }
 
-#[expect(clippy::too_many_arguments, reason = "the three ports plus the deploy's inputs")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the three ports plus the deploy's inputs"
+)]
 async fn deploy_locked<C: Cluster, P: Prober, T: PostDeployTests>(
     cluster: &C,
     prober: &P,
@@ -181,7 +227,12 @@ async fn deploy_locked<C: Cluster, P: Prober, T: PostDeployTests>(
         Some(p) => Some(p),
         None => cluster.current_image(&env.namespace, &app.name).await?,
     };
-    let mut machine = DeployMachine::new(kind, &inputs.image, previous.as_deref(), !env.post_deploy.is_empty());
+    let mut machine = DeployMachine::new(
+        kind,
+        &inputs.image,
+        previous.as_deref(),
+        !env.post_deploy.is_empty(),
+    );
     let plan = RolloutPlan {
         progress_deadline: env.progress_deadline,
         deadline: env.progress_deadline + opts.deadline_grace,
@@ -196,10 +247,20 @@ async fn deploy_locked<C: Cluster, P: Prober, T: PostDeployTests>(
     let outcome = loop {
         let event = match act {
             Act::Apply { image } | Act::RollBack { image } => {
-                let objs = environment_objects(app, env, &DeployInputs { image: image.clone(), ..inputs.clone() });
+                let objs = environment_objects(
+                    app,
+                    env,
+                    &DeployInputs {
+                        image: image.clone(),
+                        ..inputs.clone()
+                    },
+                );
                 match cluster.apply_environment(&objs).await {
                     Ok(a) => {
-                        steps.push(format!("applied {image} to {}/{} (generation {})", a.namespace, a.name, a.generation));
+                        steps.push(format!(
+                            "applied {image} to {}/{} (generation {})",
+                            a.namespace, a.name, a.generation
+                        ));
                         applied = Some(a);
                         Event::Applied
                     }
@@ -251,7 +312,9 @@ async fn deploy_locked<C: Cluster, P: Prober, T: PostDeployTests>(
                 let mut failed = None;
                 for gate in &env.post_deploy {
                     match tests.run_gate(gate, &url).await {
-                        PostDeployResult::Passed => steps.push(format!("post-deploy gate {gate} passed")),
+                        PostDeployResult::Passed => {
+                            steps.push(format!("post-deploy gate {gate} passed"))
+                        }
                         PostDeployResult::Failed { reason } => {
                             steps.push(format!("post-deploy gate {gate} failed: {reason}"));
                             failed = Some(format!("pass post-deploy gate {gate}: {reason}"));
@@ -296,5 +359,10 @@ async fn deploy_locked<C: Cluster, P: Prober, T: PostDeployTests>(
             },
         )
         .await?;
-    Ok(DeployReport { outcome, steps, ready_noticed, record })
+    Ok(DeployReport {
+        outcome,
+        steps,
+        ready_noticed,
+        record,
+    })
 }

@@ -95,7 +95,11 @@ impl DeploySummary {
                 s
             })
             .collect();
-        if parts.is_empty() { "no unready pods".into() } else { parts.join(", ") }
+        if parts.is_empty() {
+            "no unready pods".into()
+        } else {
+            parts.join(", ")
+        }
     }
 }
 
@@ -103,24 +107,51 @@ impl DeploySummary {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RolloutFailure {
     /// The controller reported `ProgressDeadlineExceeded`, or our own deadline passed first.
-    DeadlineExceeded { name: String, deadline: Duration, reported_by_cluster: bool, detail: String },
+    DeadlineExceeded {
+        name: String,
+        deadline: Duration,
+        reported_by_cluster: bool,
+        detail: String,
+    },
     /// A new pod keeps restarting.
-    CrashLoop { name: String, pod: String, restarts: i32, detail: String },
+    CrashLoop {
+        name: String,
+        pod: String,
+        restarts: i32,
+        detail: String,
+    },
 }
 
 impl fmt::Display for RolloutFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RolloutFailure::DeadlineExceeded { name, deadline, reported_by_cluster, detail } => {
-                let by = if *reported_by_cluster { "ProgressDeadlineExceeded" } else { "watch deadline reached" };
+            RolloutFailure::DeadlineExceeded {
+                name,
+                deadline,
+                reported_by_cluster,
+                detail,
+            } => {
+                let by = if *reported_by_cluster {
+                    "ProgressDeadlineExceeded"
+                } else {
+                    "watch deadline reached"
+                };
                 write!(
                     f,
                     "become ready: deployment {name} did not complete within {} ({by}); {detail}",
                     humantime::format_duration(*deadline)
                 )
             }
-            RolloutFailure::CrashLoop { name, pod, restarts, detail } => {
-                write!(f, "become ready: deployment {name} pod {pod} is crash-looping ({restarts} restarts); {detail}")
+            RolloutFailure::CrashLoop {
+                name,
+                pod,
+                restarts,
+                detail,
+            } => {
+                write!(
+                    f,
+                    "become ready: deployment {name} pod {pod} is crash-looping ({restarts} restarts); {detail}"
+                )
             }
         }
     }
@@ -146,7 +177,12 @@ pub fn next_step(plan: &RolloutPlan, s: &DeploySummary, elapsed: Duration) -> Ro
         return RolloutStep::Complete;
     }
     let detail = || format!("{}; pods: {}", s.counts(), s.pod_problems());
-    if let Some(p) = s.pods.iter().filter(|p| p.restarts >= plan.crashloop_restarts).max_by_key(|p| p.restarts) {
+    if let Some(p) = s
+        .pods
+        .iter()
+        .filter(|p| p.restarts >= plan.crashloop_restarts)
+        .max_by_key(|p| p.restarts)
+    {
         return RolloutStep::Fail(RolloutFailure::CrashLoop {
             name: s.name.clone(),
             pod: p.name.clone(),
@@ -155,15 +191,25 @@ pub fn next_step(plan: &RolloutPlan, s: &DeploySummary, elapsed: Duration) -> Ro
         });
     }
     let deadline_reported = caught_up
-        && s.progressing.as_ref().is_some_and(|c| c.status == "False" && c.reason == "ProgressDeadlineExceeded");
+        && s.progressing
+            .as_ref()
+            .is_some_and(|c| c.status == "False" && c.reason == "ProgressDeadlineExceeded");
     if deadline_reported || elapsed >= plan.deadline {
         let mut d = detail();
-        if let Some(c) = s.progressing.as_ref().filter(|c| deadline_reported && !c.message.is_empty()) {
+        if let Some(c) = s
+            .progressing
+            .as_ref()
+            .filter(|c| deadline_reported && !c.message.is_empty())
+        {
             d = format!("{}; {d}", c.message);
         }
         return RolloutStep::Fail(RolloutFailure::DeadlineExceeded {
             name: s.name.clone(),
-            deadline: if deadline_reported { plan.progress_deadline } else { plan.deadline },
+            deadline: if deadline_reported {
+                plan.progress_deadline
+            } else {
+                plan.deadline
+            },
             reported_by_cluster: deadline_reported,
             detail: d,
         });
@@ -204,11 +250,26 @@ pub enum DeployOutcome {
     /// The new image is Ready and passed its checks.
     Deployed { image: String },
     /// The new image failed and nothing was rolled back (direct, or a first rolling deploy).
-    Failed { image: String, stage: Stage, reason: String },
+    Failed {
+        image: String,
+        stage: Stage,
+        reason: String,
+    },
     /// The new image failed; the previous image serves again and is Ready.
-    RolledBack { image: String, stage: Stage, reason: String, restored: String },
+    RolledBack {
+        image: String,
+        stage: Stage,
+        reason: String,
+        restored: String,
+    },
     /// The new image failed and the previous one could not be brought back.
-    RollbackFailed { image: String, stage: Stage, reason: String, restored: String, rollback_reason: String },
+    RollbackFailed {
+        image: String,
+        stage: Stage,
+        reason: String,
+        restored: String,
+        rollback_reason: String,
+    },
 }
 
 impl DeployOutcome {
@@ -225,11 +286,28 @@ impl DeployOutcome {
     pub fn summary(&self) -> String {
         match self {
             DeployOutcome::Deployed { image } => format!("deployed {image}"),
-            DeployOutcome::Failed { image, stage, reason } => format!("{image} failed its {stage}: failed to {reason}"),
-            DeployOutcome::RolledBack { image, stage, reason, restored } => {
-                format!("{image} failed its {stage}: failed to {reason}; rolled back to {restored} (Ready)")
+            DeployOutcome::Failed {
+                image,
+                stage,
+                reason,
+            } => format!("{image} failed its {stage}: failed to {reason}"),
+            DeployOutcome::RolledBack {
+                image,
+                stage,
+                reason,
+                restored,
+            } => {
+                format!(
+                    "{image} failed its {stage}: failed to {reason}; rolled back to {restored} (Ready)"
+                )
             }
-            DeployOutcome::RollbackFailed { image, stage, reason, restored, rollback_reason } => format!(
+            DeployOutcome::RollbackFailed {
+                image,
+                stage,
+                reason,
+                restored,
+                rollback_reason,
+            } => format!(
                 "{image} failed its {stage}: failed to {reason}; rolling back to {restored} also failed: failed to {rollback_reason}"
             ),
         }
@@ -255,13 +333,17 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Act {
     /// Server-side apply the environment with this image.
-    Apply { image: String },
+    Apply {
+        image: String,
+    },
     /// Watch the Deployment until complete or failed.
     WaitReady,
     Smoke,
     RunPostDeploy,
     /// Apply the previous image (then `WaitReady` follows as its own act).
-    RollBack { image: String },
+    RollBack {
+        image: String,
+    },
     Finish(DeployOutcome),
 }
 
@@ -290,7 +372,12 @@ pub struct DeployMachine {
 
 impl DeployMachine {
     /// `previous`: the image to roll back to (the last successful deploy), if any and different.
-    pub fn new(kind: DeployKind, image: &str, previous: Option<&str>, has_post_deploy: bool) -> DeployMachine {
+    pub fn new(
+        kind: DeployKind,
+        image: &str,
+        previous: Option<&str>,
+        has_post_deploy: bool,
+    ) -> DeployMachine {
         DeployMachine {
             kind,
             image: image.to_string(),
@@ -301,7 +388,9 @@ impl DeployMachine {
     }
 
     pub fn start(&self) -> Act {
-        Act::Apply { image: self.image.clone() }
+        Act::Apply {
+            image: self.image.clone(),
+        }
     }
 
     pub fn is_done(&self) -> bool {
@@ -314,14 +403,17 @@ impl DeployMachine {
             (Phase::Applying, Event::Applied) => (Phase::WaitingReady, Act::WaitReady),
             (Phase::WaitingReady, Event::Ready) => (Phase::Smoking, Act::Smoke),
             (Phase::WaitingReady, Event::RolloutFailed(r)) => self.fail(Stage::Rollout, r),
-            (Phase::Smoking, Event::SmokePassed) if self.run_post_deploy => (Phase::PostDeploy, Act::RunPostDeploy),
+            (Phase::Smoking, Event::SmokePassed) if self.run_post_deploy => {
+                (Phase::PostDeploy, Act::RunPostDeploy)
+            }
             (Phase::Smoking, Event::SmokePassed) => (Phase::Done, self.deployed()),
             (Phase::Smoking, Event::SmokeFailed(r)) => self.fail(Stage::Smoke, r),
             (Phase::PostDeploy, Event::PostDeployPassed) => (Phase::Done, self.deployed()),
             (Phase::PostDeploy, Event::PostDeployFailed(r)) => self.fail(Stage::PostDeploy, r),
-            (Phase::RollingBack { stage, reason }, Event::Applied) => {
-                (Phase::WaitingRollbackReady { stage, reason }, Act::WaitReady)
-            }
+            (Phase::RollingBack { stage, reason }, Event::Applied) => (
+                Phase::WaitingRollbackReady { stage, reason },
+                Act::WaitReady,
+            ),
             (Phase::WaitingRollbackReady { stage, reason }, Event::Ready) => (
                 Phase::Done,
                 Act::Finish(DeployOutcome::RolledBack {
@@ -332,7 +424,8 @@ impl DeployMachine {
                 }),
             ),
             (
-                Phase::RollingBack { stage, reason } | Phase::WaitingRollbackReady { stage, reason },
+                Phase::RollingBack { stage, reason }
+                | Phase::WaitingRollbackReady { stage, reason },
                 Event::RolloutFailed(r) | Event::RollbackFailed(r),
             ) => (
                 Phase::Done,
@@ -358,17 +451,27 @@ impl DeployMachine {
     }
 
     fn deployed(&self) -> Act {
-        Act::Finish(DeployOutcome::Deployed { image: self.image.clone() })
+        Act::Finish(DeployOutcome::Deployed {
+            image: self.image.clone(),
+        })
     }
 
     fn fail(&self, stage: Stage, reason: String) -> (Phase, Act) {
         match (self.kind, &self.previous) {
-            (DeployKind::Rolling, Some(prev)) => {
-                (Phase::RollingBack { stage, reason }, Act::RollBack { image: prev.clone() })
-            }
-            (DeployKind::Rolling, None) | (DeployKind::Direct, _) => {
-                (Phase::Done, Act::Finish(DeployOutcome::Failed { image: self.image.clone(), stage, reason }))
-            }
+            (DeployKind::Rolling, Some(prev)) => (
+                Phase::RollingBack { stage, reason },
+                Act::RollBack {
+                    image: prev.clone(),
+                },
+            ),
+            (DeployKind::Rolling, None) | (DeployKind::Direct, _) => (
+                Phase::Done,
+                Act::Finish(DeployOutcome::Failed {
+                    image: self.image.clone(),
+                    stage,
+                    reason,
+                }),
+            ),
         }
     }
 }
@@ -378,7 +481,11 @@ mod tests {
     use super::*;
 
     fn plan() -> RolloutPlan {
-        RolloutPlan { progress_deadline: Duration::from_secs(50), deadline: Duration::from_secs(60), crashloop_restarts: 3 }
+        RolloutPlan {
+            progress_deadline: Duration::from_secs(50),
+            deadline: Duration::from_secs(60),
+            crashloop_restarts: 3,
+        }
     }
 
     fn summary() -> DeploySummary {
@@ -404,12 +511,49 @@ mod tests {
         let t = Duration::from_secs(1);
         assert_eq!(next_step(&p, &summary(), t), RolloutStep::Complete);
         let cases: Vec<(&str, DeploySummary)> = vec![
-            ("stale generation", DeploySummary { observed_generation: 1, ..summary() }),
-            ("not updated", DeploySummary { updated: 1, ..summary() }),
-            ("not ready", DeploySummary { ready: 1, ..summary() }),
-            ("not available", DeploySummary { available: 1, ..summary() }),
-            ("old pod left", DeploySummary { total: 3, ..summary() }),
-            ("nothing applied", DeploySummary { target_generation: 0, observed_generation: 0, ..summary() }),
+            (
+                "stale generation",
+                DeploySummary {
+                    observed_generation: 1,
+                    ..summary()
+                },
+            ),
+            (
+                "not updated",
+                DeploySummary {
+                    updated: 1,
+                    ..summary()
+                },
+            ),
+            (
+                "not ready",
+                DeploySummary {
+                    ready: 1,
+                    ..summary()
+                },
+            ),
+            (
+                "not available",
+                DeploySummary {
+                    available: 1,
+                    ..summary()
+                },
+            ),
+            (
+                "old pod left",
+                DeploySummary {
+                    total: 3,
+                    ..summary()
+                },
+            ),
+            (
+                "nothing applied",
+                DeploySummary {
+                    target_generation: 0,
+                    observed_generation: 0,
+                    ..summary()
+                },
+            ),
         ];
         for (what, s) in cases {
             assert_eq!(next_step(&p, &s, t), RolloutStep::Wait, "{what}");
@@ -427,7 +571,9 @@ mod tests {
             ready: false,
             restarts: 0,
             waiting: None,
-            failing_conditions: vec!["Ready=False (ContainersNotReady: containers with unready status: [app])".into()],
+            failing_conditions: vec![
+                "Ready=False (ContainersNotReady: containers with unready status: [app])".into(),
+            ],
         };
         let stuck = DeploySummary {
             ready: 0,
@@ -442,18 +588,32 @@ mod tests {
             ..summary()
         };
         match next_step(&p, &stuck, Duration::from_secs(5)) {
-            RolloutStep::Fail(f @ RolloutFailure::DeadlineExceeded { reported_by_cluster: true, .. }) => {
+            RolloutStep::Fail(
+                f @ RolloutFailure::DeadlineExceeded {
+                    reported_by_cluster: true,
+                    ..
+                },
+            ) => {
                 let m = f.to_string();
                 assert!(m.contains("ContainersNotReady"), "{m}");
                 assert!(m.contains("ProgressDeadlineExceeded"), "{m}");
             }
             other => panic!("expected cluster deadline, got {other:?}"),
         }
-        let slow = DeploySummary { progressing: None, ..stuck.clone() };
-        assert_eq!(next_step(&p, &slow, Duration::from_secs(59)), RolloutStep::Wait);
+        let slow = DeploySummary {
+            progressing: None,
+            ..stuck.clone()
+        };
+        assert_eq!(
+            next_step(&p, &slow, Duration::from_secs(59)),
+            RolloutStep::Wait
+        );
         assert!(matches!(
             next_step(&p, &slow, Duration::from_secs(60)),
-            RolloutStep::Fail(RolloutFailure::DeadlineExceeded { reported_by_cluster: false, .. })
+            RolloutStep::Fail(RolloutFailure::DeadlineExceeded {
+                reported_by_cluster: false,
+                ..
+            })
         ));
         let crash = DeploySummary {
             pods: vec![PodSummary {
@@ -485,7 +645,10 @@ mod tests {
             }),
             ..summary()
         };
-        assert_eq!(next_step(&plan(), &s, Duration::from_secs(1)), RolloutStep::Wait);
+        assert_eq!(
+            next_step(&plan(), &s, Duration::from_secs(1)),
+            RolloutStep::Wait
+        );
     }
 
     fn drive(m: &mut DeployMachine, events: Vec<Event>) -> Vec<Act> {
@@ -500,22 +663,36 @@ mod tests {
     #[test]
     fn direct_sequence_and_failure_without_rollback() {
         let mut m = DeployMachine::new(DeployKind::Direct, "app:v2", Some("app:v1"), true);
-        let acts = drive(&mut m, vec![Event::Applied, Event::Ready, Event::SmokePassed]);
+        let acts = drive(
+            &mut m,
+            vec![Event::Applied, Event::Ready, Event::SmokePassed],
+        );
         assert_eq!(
             acts,
             vec![
-                Act::Apply { image: "app:v2".into() },
+                Act::Apply {
+                    image: "app:v2".into()
+                },
                 Act::WaitReady,
                 Act::Smoke,
-                Act::Finish(DeployOutcome::Deployed { image: "app:v2".into() })
+                Act::Finish(DeployOutcome::Deployed {
+                    image: "app:v2".into()
+                })
             ]
         );
         assert!(m.is_done());
         let mut m = DeployMachine::new(DeployKind::Direct, "app:v2", Some("app:v1"), false);
-        let acts = drive(&mut m, vec![Event::Applied, Event::RolloutFailed("x".into())]);
+        let acts = drive(
+            &mut m,
+            vec![Event::Applied, Event::RolloutFailed("x".into())],
+        );
         assert_eq!(
             acts.last(),
-            Some(&Act::Finish(DeployOutcome::Failed { image: "app:v2".into(), stage: Stage::Rollout, reason: "x".into() }))
+            Some(&Act::Finish(DeployOutcome::Failed {
+                image: "app:v2".into(),
+                stage: Stage::Rollout,
+                reason: "x".into()
+            }))
         );
     }
 
@@ -535,7 +712,12 @@ mod tests {
                 Event::Ready,
             ],
         );
-        assert_eq!(acts[4], Act::RollBack { image: "app:v1".into() });
+        assert_eq!(
+            acts[4],
+            Act::RollBack {
+                image: "app:v1".into()
+            }
+        );
         let out = DeployOutcome::RolledBack {
             image: "app:v2".into(),
             stage: Stage::PostDeploy,
@@ -548,10 +730,17 @@ mod tests {
         let mut m = DeployMachine::new(DeployKind::Rolling, "app:v2", Some("app:v1"), true);
         let acts = drive(
             &mut m,
-            vec![Event::Applied, Event::RolloutFailed("deadline".into()), Event::Applied, Event::RolloutFailed("again".into())],
+            vec![
+                Event::Applied,
+                Event::RolloutFailed("deadline".into()),
+                Event::Applied,
+                Event::RolloutFailed("again".into()),
+            ],
         );
         match acts.last() {
-            Some(Act::Finish(o @ DeployOutcome::RollbackFailed { .. })) => assert_eq!(o.exit_code(), 2),
+            Some(Act::Finish(o @ DeployOutcome::RollbackFailed { .. })) => {
+                assert_eq!(o.exit_code(), 2)
+            }
             other => panic!("expected rollback failure, got {other:?}"),
         }
     }
@@ -561,8 +750,21 @@ mod tests {
     fn rolling_without_previous_fails_plainly() {
         for prev in [None, Some("app:v2")] {
             let mut m = DeployMachine::new(DeployKind::Rolling, "app:v2", prev, true);
-            let acts = drive(&mut m, vec![Event::Applied, Event::Ready, Event::SmokeFailed("503".into())]);
-            assert!(matches!(acts.last(), Some(Act::Finish(DeployOutcome::Failed { stage: Stage::Smoke, .. }))));
+            let acts = drive(
+                &mut m,
+                vec![
+                    Event::Applied,
+                    Event::Ready,
+                    Event::SmokeFailed("503".into()),
+                ],
+            );
+            assert!(matches!(
+                acts.last(),
+                Some(Act::Finish(DeployOutcome::Failed {
+                    stage: Stage::Smoke,
+                    ..
+                }))
+            ));
         }
     }
 
@@ -571,6 +773,9 @@ mod tests {
     fn unexpected_event_fails_closed() {
         let mut m = DeployMachine::new(DeployKind::Rolling, "app:v2", Some("app:v1"), true);
         let _ = m.start();
-        assert!(matches!(m.on(Event::Ready), Act::Finish(DeployOutcome::Failed { .. })));
+        assert!(matches!(
+            m.on(Event::Ready),
+            Act::Finish(DeployOutcome::Failed { .. })
+        ));
     }
 }
