@@ -764,17 +764,10 @@ impl Cluster for KubeCluster {
         holder: &str,
         opts: LeaseOptions,
     ) -> Result<LeaseGuard, ClusterError> {
-        // The Lease lives in the environment's namespace: make sure it exists (first deploy).
+        // The Lease lives in the environment's namespace, created on the first deploy (below).
         let ns_body = json!({"apiVersion": "v1", "kind": "Namespace",
                              "metadata": {"name": namespace, "labels": {"app.kubernetes.io/managed-by": "fm-deploy"}}});
-        self.apply_value(
-            Api::<Namespace>::all(self.client.clone()),
-            "Namespace",
-            "",
-            namespace,
-            &ns_body,
-        )
-        .await?;
+        let mut namespace_applied = false;
         let api: Api<Lease> = Api::namespaced(self.client.clone(), namespace);
         let what = format!("lease {namespace}/{name}");
         let started = Instant::now();
@@ -823,6 +816,18 @@ impl Cluster for KubeCluster {
                 Ok(false) => tokio::time::sleep(Duration::from_millis(500).min(opts.wait)).await,
                 // Someone else created or renewed it between our read and write: read again.
                 Err(e) if is_conflict(&e) => {}
+                // No namespace yet (first deploy): create it, then try again.
+                Err(e) if is_not_found(&e) && current.is_none() && !namespace_applied => {
+                    namespace_applied = true;
+                    self.apply_value(
+                        Api::<Namespace>::all(self.client.clone()),
+                        "Namespace",
+                        "",
+                        namespace,
+                        &ns_body,
+                    )
+                    .await?;
+                }
                 Err(e) => {
                     return Err(ClusterError::Write {
                         what,
