@@ -10,9 +10,11 @@ use fm_deploy::deploy::run::{
     DeployError, DeployOptions, PostDeployResult, PostDeployTests, deploy_direct, deploy_rolling,
 };
 use fm_deploy::deploy::strategy::{DeployOutcome, Stage};
-use fm_deploy::policy::model::{EnvironmentSpec, StrategyKind};
+use fm_deploy::policy::model::{Autoscaling, EnvironmentSpec, StrategyKind};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
+use kube::api::DynamicObject;
 use std::time::Duration;
 use support_k8s::{Fixture, sample_app_spec, wait_until};
 
@@ -432,5 +434,82 @@ async fn crashed_holders_lease_expires() -> anyhow::Result<()> {
         .acquire_lease(&fx.ns, "fm-deploy-dev", "run-third", impatient)
         .await?;
     cluster.release_lease(after).await?;
+    fx.finish().await
+}
+
+/// Protects the environment objects on a real 1.20 server: the HPA goes to the autoscaling version
+/// discovery finds (v2beta2 here), `app-secrets` and the TLS secret are applied, and no secret value
+/// appears in the deploy's report.
+#[tokio::test]
+async fn applies_hpa_and_secrets_without_printing_them() -> anyhow::Result<()> {
+    let mut fx = Fixture::new("fm-objects").await?;
+    fx.serve_image("example/web:v1", "v1", "127.0.0.2").await?;
+    let router = fx.router("web").await?;
+    let cluster = KubeCluster::new(fx.deployer(None).await?);
+    let prober = HttpProber::new()?;
+    let mut e = env(&fx.ns, StrategyKind::Direct, Duration::from_secs(60));
+    e.autoscaling = Some(Autoscaling {
+        min: 2,
+        max: 4,
+        cpu_target_percent: 70,
+    });
+    e.tls_secret = Some("web-tls".into());
+    let secret_value = "postgres://user:hunter2-secret@db:5432/app";
+    let mut i = inputs("example/web:v1", "run-1");
+    i.secrets.insert("DATABASE_URL".into(), secret_value.into());
+    i.tls = Some((
+        "-----BEGIN CERTIFICATE-----".into(),
+        "-----BEGIN PRIVATE KEY-----".into(),
+    ));
+    let r = deploy_direct(
+        &cluster,
+        &prober,
+        &sample_app_spec(),
+        &e,
+        &i,
+        &opts(Some(router.url())),
+    )
+    .await?;
+    assert_eq!(r.exit_code(), 0, "{:#?}", r.steps);
+    assert!(
+        !format!("{r:?}").contains("hunter2"),
+        "a secret value leaked into the report"
+    );
+
+    let ar = cluster.hpa_resource().await?;
+    assert!(
+        ar.api_version == "autoscaling/v2" || ar.api_version == "autoscaling/v2beta2",
+        "{}",
+        ar.api_version
+    );
+    let hpa = Api::<DynamicObject>::namespaced_with(fx.admin.clone(), &fx.ns, &ar)
+        .get("web")
+        .await?;
+    assert_eq!(hpa.data["spec"]["minReplicas"], 2);
+    assert_eq!(hpa.data["spec"]["maxReplicas"], 4);
+    let secrets: Api<Secret> = Api::namespaced(fx.admin.clone(), &fx.ns);
+    let s = secrets.get("app-secrets").await?;
+    let got = s
+        .data
+        .unwrap_or_default()
+        .get("DATABASE_URL")
+        .map(|b| b.0.clone())
+        .unwrap_or_default();
+    assert_eq!(got, secret_value.as_bytes());
+    let tls = secrets.get("web-tls").await?;
+    assert_eq!(tls.type_.as_deref(), Some("kubernetes.io/tls"));
+    // The autoscaler owns the replica count: our apply leaves it alone.
+    let d = Api::<Deployment>::namespaced(fx.admin.clone(), &fx.ns)
+        .get("web")
+        .await?;
+    let managers: Vec<String> = d
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(managers.contains(&"fm-deploy".to_string()), "{managers:?}");
+    drop(router);
     fx.finish().await
 }
