@@ -513,3 +513,107 @@ async fn applies_hpa_and_secrets_without_printing_them() -> anyhow::Result<()> {
     drop(router);
     fx.finish().await
 }
+
+/// Protects staging when the new image never gets Ready: the stalled rollout is rolled back to the
+/// previous image, which is Ready and serving again; exit 1 naming both.
+#[tokio::test]
+async fn rolling_never_ready_rolls_back() -> anyhow::Result<()> {
+    let mut fx = Fixture::new("fm-stall").await?;
+    let v1 = fx
+        .serve_image("example/web:v1", "v1", "127.0.0.2")
+        .await?
+        .addr;
+    let router = fx.router("web").await?;
+    let cluster = KubeCluster::new(fx.deployer(None).await?);
+    let prober = HttpProber::new()?;
+    let mut e = env(&fx.ns, StrategyKind::Rolling, Duration::from_secs(4));
+    e.name = "staging".into();
+    let app = sample_app_spec();
+    let tests = ApiCheck {
+        http: reqwest::Client::new(),
+    };
+    let o = opts(Some(router.url()));
+    let r1 = deploy_rolling(
+        &cluster,
+        &prober,
+        &tests,
+        &app,
+        &e,
+        &inputs("example/web:v1", "run-1"),
+        &o,
+    )
+    .await?;
+    assert_eq!(r1.exit_code(), 0, "{:#?}", r1.steps);
+    let r2 = deploy_rolling(
+        &cluster,
+        &prober,
+        &tests,
+        &app,
+        &e,
+        &inputs("example/web:v2-never-ready", "run-2"),
+        &o,
+    )
+    .await?;
+    match &r2.outcome {
+        DeployOutcome::RolledBack {
+            stage: Stage::Rollout,
+            reason,
+            restored,
+            ..
+        } => {
+            assert_eq!(restored, "example/web:v1");
+            assert!(reason.contains("ContainersNotReady"), "{reason}");
+        }
+        other => panic!("expected a rollback, got {other:?}\n{:#?}", r2.steps),
+    }
+    assert_eq!(r2.exit_code(), 1);
+    assert_eq!(
+        image_of(&fx.admin, &fx.ns).await?.as_deref(),
+        Some("example/web:v1")
+    );
+    wait_until(Duration::from_secs(10), "all traffic on v1", || async {
+        (router.backends() == vec![v1, v1]).then_some(())
+    })
+    .await?;
+    drop(router);
+    fx.finish().await
+}
+
+/// Protects the development smoke test: pods Ready but `/health` answering 503 fails the deploy at
+/// the smoke deadline with the URL and status in the reason; exit 1.
+#[tokio::test]
+async fn direct_smoke_failure_fails_the_deploy() -> anyhow::Result<()> {
+    let mut fx = Fixture::new("fm-smoke").await?;
+    let sick = fx.serve_image("example/web:v1", "v1", "127.0.0.2").await?;
+    sick.set_knobs(&[("healthy", "0")]).await?;
+    let router = fx.router("web").await?;
+    let cluster = KubeCluster::new(fx.deployer(None).await?);
+    let prober = HttpProber::new()?;
+    let mut e = env(&fx.ns, StrategyKind::Direct, Duration::from_secs(60));
+    e.smoke.deadline = Duration::from_secs(2);
+    let r = deploy_direct(
+        &cluster,
+        &prober,
+        &sample_app_spec(),
+        &e,
+        &inputs("example/web:v1", "run-1"),
+        &opts(Some(router.url())),
+    )
+    .await?;
+    match &r.outcome {
+        DeployOutcome::Failed {
+            stage: Stage::Smoke,
+            reason,
+            ..
+        } => {
+            assert!(
+                reason.contains("/health") && reason.contains("503"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a smoke failure, got {other:?}\n{:#?}", r.steps),
+    }
+    assert_eq!(r.exit_code(), 1);
+    drop(router);
+    fx.finish().await
+}
