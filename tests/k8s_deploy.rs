@@ -617,3 +617,45 @@ async fn direct_smoke_failure_fails_the_deploy() -> anyhow::Result<()> {
     drop(router);
     fx.finish().await
 }
+
+/// Protects exclusivity after a stall: when another deploy takes the Lease over, renewals stop
+/// touching it (they never extend someone else's Lease) and the guard reports who took it.
+#[tokio::test]
+async fn lease_taken_over_is_reported_not_renewed() -> anyhow::Result<()> {
+    let fx = Fixture::new("fm-lost").await?;
+    let cluster = KubeCluster::new(fx.deployer(None).await?);
+    let opts = LeaseOptions {
+        duration: Duration::from_secs(3),
+        wait: Duration::from_secs(5),
+    };
+    let guard = cluster
+        .acquire_lease(&fx.ns, "fm-deploy-dev", "run-a", opts)
+        .await?;
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(fx.admin.clone(), &fx.ns);
+    let patch = serde_json::json!({"spec": {"holderIdentity": "run-b"}});
+    leases
+        .patch(
+            "fm-deploy-dev",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await?;
+    let lost = wait_until(Duration::from_secs(10), "the guard to notice", || async {
+        guard.lost_to()
+    })
+    .await?;
+    assert_eq!(lost, "run-b");
+    let holder = leases
+        .get("fm-deploy-dev")
+        .await?
+        .spec
+        .and_then(|s| s.holder_identity);
+    assert_eq!(holder.as_deref(), Some("run-b"));
+    cluster.release_lease(guard).await?;
+    assert!(
+        leases.get_opt("fm-deploy-dev").await?.is_some(),
+        "release must not delete another holder's lease"
+    );
+    fx.finish().await
+}
