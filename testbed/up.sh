@@ -16,6 +16,8 @@ need_pkgs=()
 for p in etcd-server prometheus openssl curl; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
+# The sample app (examples/sample-app/app.py) needs any python3 ≥ 3.7 on PATH.
+command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
