@@ -4,6 +4,9 @@
 pub mod bluegreen;
 pub mod cluster;
 pub mod health;
+pub mod manifests;
 pub mod metrics;
+pub mod predeploy;
+pub mod run;
 pub mod strategy;
 pub mod triggers;
