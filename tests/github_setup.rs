@@ -395,3 +395,27 @@ async fn branch_names_with_slashes_and_user_reviewers() {
     tb.assert_clean().await;
     tb.stop().await;
 }
+
+/// A token without administration access gets GitHub's 404 "Not Found" on branch protection; that
+/// is not an unprotected branch: even a dry run stops with an error naming the branch and the
+/// permission, rather than reporting protected branches as open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_without_administration_is_not_read_as_unprotected() {
+    let tb = Testbed::start().await;
+    add_teams(&tb);
+    tb.fake.state().no_admin_tokens.push(TOKEN.to_string());
+    let client = org_client(&tb);
+    let err = run_setup(&client, &example_plan(), true)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("a hidden protection must not read as unprotected"));
+    assert_eq!(err.status(), Some(404));
+    assert_eq!(
+        err.to_string(),
+        "read branch protection of `development` (the token needs `administration: write` on the repository)"
+    );
+    assert!(writes(&tb).is_empty());
+    assert_eq!(tb.fake.requests().len(), 1, "404 is not retried");
+    tb.assert_clean().await;
+    tb.stop().await;
+}

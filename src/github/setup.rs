@@ -103,13 +103,23 @@ fn wrap(target: String, source: Error) -> Error {
     }
 }
 
-/// `GET …/branches/{branch}/protection`, normalised. A 404 is an unprotected branch. (GitHub also
-/// answers 404 to a token without administration access; the write that follows then fails.)
+/// GitHub's message on the 404 for a branch without protection. Its other 404s — "Not Found" to a
+/// token without administration access, "Branch not found" — must not read as "unprotected", or a
+/// dry run with the wrong token would report a protected branch as open.
+const NOT_PROTECTED: &str = "Branch not protected";
+
+fn is_not_protected(e: &Error) -> bool {
+    matches!(e, Error::Status { status: 404, message, .. } if message.eq_ignore_ascii_case(NOT_PROTECTED))
+}
+
+/// `GET …/branches/{branch}/protection`, normalised. GitHub's 404 "Branch not protected" is an
+/// unprotected branch; any other failure (a 404 "Not Found" to a token without administration
+/// access included) is an error naming the branch.
 pub async fn read_branch(client: &GithubClient, branch: &str) -> Result<BranchProtection, Error> {
     let path = branch_path(client, branch);
     match client.send::<Value, ()>(Method::GET, &path, None).await {
         Ok(v) => Ok(plan::parse_branch_protection(branch, Some(&v), false)),
-        Err(e) if e.status() == Some(404) => Ok(plan::parse_branch_protection(branch, None, false)),
+        Err(e) if is_not_protected(&e) => Ok(plan::parse_branch_protection(branch, None, false)),
         Err(e) => Err(wrap(format!("read branch protection of `{branch}`"), e)),
     }
 }

@@ -141,6 +141,9 @@ pub struct FakeState {
     pub teams: Vec<Team>,
     /// Users GitHub knows: (login, id).
     pub users: Vec<(String, u64)>,
+    /// Tokens without administration access: branch protection answers them 404 "Not Found", as
+    /// GitHub hides what such a token may not see.
+    pub no_admin_tokens: Vec<String>,
     /// Tokens that may only read (a fork PR's token): writes get 403.
     pub read_only_tokens: Vec<String>,
     pub faults: Vec<Fault>,
@@ -381,6 +384,7 @@ async fn gatekeeper_inner(fake: Fake, req: Request, next: Next) -> Response {
             });
         (st.latency, fault, st.read_only_tokens.contains(&token))
     };
+    let hidden = path.contains("/protection") && fake.state().no_admin_tokens.contains(&token);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -443,6 +447,16 @@ async fn gatekeeper_inner(fake: Fake, req: Request, next: Next) -> Response {
             injected: true,
         });
         return resp;
+    }
+    if hidden {
+        fake.state().log.push(Logged {
+            method,
+            path,
+            status: 404,
+            body: body_json,
+            injected: false,
+        });
+        return error(StatusCode::NOT_FOUND, "Not Found");
     }
     if read_only && method != Method::GET {
         let resp = error(
