@@ -72,6 +72,24 @@ pub struct Finding {
     pub help_url: Option<String>,
     /// Stable across runs and line shifts: tool, rule, path and a digest of the message.
     pub fingerprint: String,
+    /// What kind of problem this is, where the verdict treats kinds differently (secrets and denied
+    /// licences block whatever the severity table says).
+    #[serde(default)]
+    pub class: FindingClass,
+}
+
+/// Kinds of finding with a fixed verdict, independent of the severity table.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingClass {
+    #[default]
+    General,
+    /// A credential in the code or history: blocks immediately.
+    Secret,
+    /// A dependency under a licence the policy denies: blocks.
+    DeniedLicense,
 }
 
 impl Finding {
@@ -95,6 +113,7 @@ impl Finding {
             message: message.into(),
             help_url: None,
             fingerprint: String::new(),
+            class: FindingClass::General,
         };
         f.refresh_fingerprint();
         f
@@ -111,6 +130,11 @@ impl Finding {
     pub fn ending(mut self, end_line: Option<u32>, end_column: Option<u32>) -> Self {
         self.end_line = end_line;
         self.end_column = end_column;
+        self
+    }
+
+    pub fn classed(mut self, class: FindingClass) -> Self {
+        self.class = class;
         self
     }
 

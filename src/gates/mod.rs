@@ -1,8 +1,12 @@
 //! Gates: run the tools (argv only), parse their output into findings.
 //!
-//! Owns: the runner, the parsers and the gate outcome. Must not touch: the verdict (see `verdict`),
-//! GitHub, the cluster.
+//! Owns: the runner, the parsers, the gate outcome and the orchestration of a tier's gates. Must
+//! not touch: the verdict's rules (see `verdict`), GitHub, the cluster.
 
+pub mod diff;
+pub mod exceptions;
 pub mod finding;
+pub mod outcome;
 pub mod parsers;
+pub mod run;
 pub mod runner;

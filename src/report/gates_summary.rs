@@ -1,1 +1,462 @@
-//! The gates part of the job summary and the terminal report. Pure.
+//! The gates part of the job summary (Markdown), the terminal report (plain text) and the JSON
+//! report file. Pure: `&GatesReport` in, text out.
+//!
+//! Owns: how gate results read for people. Must not touch: files, GitHub, the verdict's rules.
+
+use crate::gates::finding::Severity;
+use crate::gates::outcome::GateOutcome;
+use crate::gates::run::{GateRun, GatesReport};
+use crate::verdict::{Decision, GateVerdict, OverrideUse};
+use std::fmt::Write as _;
+
+/// Findings listed per gate in the Markdown summary; the rest are counted.
+pub const MARKDOWN_FINDINGS_PER_GATE: usize = 20;
+
+fn icon(d: Decision) -> &'static str {
+    match d {
+        Decision::Allow => "✅",
+        Decision::NeedsApproval => "⚠️",
+        Decision::Block => "❌",
+    }
+}
+
+fn counts(g: &GateVerdict) -> String {
+    let parts: Vec<String> = Severity::ALL
+        .iter()
+        .filter_map(|s| {
+            g.counts
+                .get(s)
+                .filter(|n| **n > 0)
+                .map(|n| format!("{n} {s}"))
+        })
+        .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn outcome_word(o: &GateOutcome) -> &'static str {
+    match o {
+        GateOutcome::Passed => "passed",
+        GateOutcome::Findings { .. } => "findings",
+        GateOutcome::FailedToStart { .. } => "failed to start",
+        GateOutcome::Crashed { .. } => "crashed",
+        GateOutcome::TimedOut { .. } => "timed out",
+        GateOutcome::Unparseable { .. } => "unparseable",
+    }
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|")
+        .replace('\n', " ")
+        .replace('<', "&lt;")
+}
+
+fn run_of<'a>(r: &'a GatesReport, gate: &str) -> Option<&'a GateRun> {
+    r.runs.iter().find(|x| x.gate == gate)
+}
+
+fn override_line(o: &OverrideUse) -> String {
+    match o {
+        OverrideUse::Exception {
+            gate,
+            fingerprint,
+            rule,
+            approver,
+            reason,
+            expires,
+        } => {
+            format!(
+                "exception `{fingerprint}` ({gate} / {rule}) approved by {approver} until {expires}: {reason}"
+            )
+        }
+        OverrideUse::Label {
+            gate,
+            label,
+            pr,
+            user,
+            approver,
+        } => {
+            format!(
+                "label `{label}` on PR #{pr} added by {user} (approver {approver}) allowed {gate}"
+            )
+        }
+    }
+}
+
+/// The Markdown for `GITHUB_STEP_SUMMARY`.
+pub fn render_markdown(r: &GatesReport) -> String {
+    let v = &r.verdict;
+    let mut s = String::new();
+    let _ = writeln!(s, "## {} Gates: {}\n", icon(v.decision), v.decision);
+    let _ = write!(s, "Tier **{}**", r.tier);
+    if let Some(e) = &r.environment {
+        let _ = write!(s, " · environment **{e}**");
+    }
+    if let Some(pr) = r.pull_request {
+        let _ = write!(s, " · PR #{pr}");
+    }
+    if let Some(scope) = r.diff_scope {
+        let _ = write!(
+            s,
+            " · counting {}",
+            serde_json::to_value(scope)
+                .ok()
+                .and_then(|x| x.as_str().map(String::from))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(s, " · {} gates, {} at once\n", r.runs.len(), r.parallelism);
+    let with_diff = v.gates.iter().any(|g| g.diff_counts.is_some());
+    if with_diff {
+        let _ = writeln!(
+            s,
+            "| Gate | Decision | Outcome | Counted findings | New in diff | In changed files | Pre-existing | Time |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    } else {
+        let _ = writeln!(s, "| Gate | Decision | Outcome | Counted findings | Time |");
+        let _ = writeln!(s, "|---|---|---|---|---|");
+    }
+    for g in &v.gates {
+        let run = run_of(r, &g.gate);
+        let outcome = run.map(|x| outcome_word(&x.outcome)).unwrap_or("not run");
+        let time = run
+            .map(|x| format!("{:.1}s", x.elapsed.as_secs_f64()))
+            .unwrap_or_default();
+        let _ = write!(
+            s,
+            "| `{}` | {} {} | {} | {} ",
+            g.gate,
+            icon(g.decision),
+            g.decision,
+            outcome,
+            counts(g)
+        );
+        if with_diff {
+            let d = g.diff_counts.unwrap_or_default();
+            let _ = write!(
+                s,
+                "| {} | {} | {} ",
+                d.new_in_diff, d.in_changed_file, d.pre_existing
+            );
+        }
+        let _ = writeln!(s, "| {time} |");
+    }
+    let _ = writeln!(s);
+    for g in v
+        .gates
+        .iter()
+        .filter(|g| g.decision != Decision::Allow || !g.reasons.is_empty())
+    {
+        let _ = writeln!(s, "### {} `{}`\n", icon(g.decision), g.gate);
+        for reason in &g.reasons {
+            let _ = writeln!(s, "- {}", md_escape(reason));
+        }
+        if let Some(run) = run_of(r, &g.gate) {
+            let tail = match &run.outcome {
+                GateOutcome::Crashed { stderr_tail, .. }
+                | GateOutcome::TimedOut { stderr_tail, .. }
+                | GateOutcome::Unparseable { stderr_tail, .. } => Some(stderr_tail),
+                GateOutcome::Passed
+                | GateOutcome::Findings { .. }
+                | GateOutcome::FailedToStart { .. } => None,
+            };
+            if let Some(t) = tail.filter(|t| !t.is_empty()) {
+                let t: String = t
+                    .chars()
+                    .rev()
+                    .take(1500)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "\n<details><summary>output tail</summary>\n\n```text\n{}\n```\n</details>",
+                    t.replace("```", "'''")
+                );
+            }
+        }
+        let mut listed: Vec<_> = g.findings.iter().filter(|f| f.counted).collect();
+        listed.sort_by_key(|f| std::cmp::Reverse(f.finding.severity));
+        if !listed.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n| Severity | Rule | Where | Message |\n|---|---|---|---|"
+            );
+            for f in listed.iter().take(MARKDOWN_FINDINGS_PER_GATE) {
+                let at = match (&f.finding.path, f.finding.line) {
+                    (Some(p), Some(l)) => format!("`{p}:{l}`"),
+                    (Some(p), None) => format!("`{p}`"),
+                    (None, _) => String::new(),
+                };
+                let _ = writeln!(
+                    s,
+                    "| {} | `{}` | {} | {} |",
+                    f.finding.severity,
+                    md_escape(&f.finding.rule),
+                    at,
+                    md_escape(&f.finding.message)
+                );
+            }
+            if listed.len() > MARKDOWN_FINDINGS_PER_GATE {
+                let _ = writeln!(
+                    s,
+                    "\n… and {} more (see the JSON report).",
+                    listed.len() - MARKDOWN_FINDINGS_PER_GATE
+                );
+            }
+        }
+        let _ = writeln!(s);
+    }
+    if !v.overrides.is_empty() {
+        let _ = writeln!(s, "### Overrides used\n");
+        for o in &v.overrides {
+            let _ = writeln!(s, "- {}", md_escape(&override_line(o)));
+        }
+        let _ = writeln!(s);
+    }
+    if !v.expired_exceptions.is_empty() {
+        let _ = writeln!(s, "### Expired exceptions (not applied)\n");
+        for e in &v.expired_exceptions {
+            let _ = writeln!(
+                s,
+                "- `{}` approved by {} expired {}: {}",
+                e.fingerprint,
+                e.approver,
+                e.expires,
+                md_escape(&e.reason)
+            );
+        }
+        let _ = writeln!(s);
+    }
+    let cuts: Vec<String> = r
+        .runs
+        .iter()
+        .filter(|x| x.stdout_dropped > 0 || x.stderr_dropped > 0)
+        .map(|x| {
+            format!(
+                "`{}`: output cut at the cap ({} bytes of stdout and {} of stderr dropped)",
+                x.gate, x.stdout_dropped, x.stderr_dropped
+            )
+        })
+        .collect();
+    if !r.notes.is_empty() || !cuts.is_empty() {
+        let _ = writeln!(s, "### Notes\n");
+        for n in r.notes.iter().chain(&cuts) {
+            let _ = writeln!(s, "- {}", md_escape(n));
+        }
+    }
+    s
+}
+
+/// The plain-text report for a terminal (`fm-deploy gates --local`).
+pub fn render_text(r: &GatesReport) -> String {
+    let v = &r.verdict;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "gates: {} (tier {}{})",
+        v.decision,
+        r.tier,
+        r.environment
+            .as_ref()
+            .map(|e| format!(", environment {e}"))
+            .unwrap_or_default()
+    );
+    let width = v.gates.iter().map(|g| g.gate.len()).max().unwrap_or(4);
+    for g in &v.gates {
+        let run = run_of(r, &g.gate);
+        let outcome = run.map(|x| outcome_word(&x.outcome)).unwrap_or("not run");
+        let _ = writeln!(
+            s,
+            "  {:<width$}  {:<14}  {:<15}  {}",
+            g.gate,
+            g.decision.as_str(),
+            outcome,
+            counts(g)
+        );
+        for reason in &g.reasons {
+            let _ = writeln!(s, "  {:<width$}    - {reason}", "");
+        }
+    }
+    for g in &v.gates {
+        let mut listed: Vec<_> = g.findings.iter().filter(|f| f.counted).collect();
+        listed.sort_by_key(|f| std::cmp::Reverse(f.finding.severity));
+        for f in listed {
+            let at = match (&f.finding.path, f.finding.line, f.finding.column) {
+                (Some(p), Some(l), Some(c)) => format!("{p}:{l}:{c}: "),
+                (Some(p), Some(l), None) => format!("{p}:{l}: "),
+                (Some(p), None, _) => format!("{p}: "),
+                (None, _, _) => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "{at}{} [{} {}] {}",
+                f.finding.severity, g.gate, f.finding.rule, f.finding.message
+            );
+        }
+    }
+    for o in &v.overrides {
+        let _ = writeln!(s, "override: {}", override_line(o));
+    }
+    for e in &v.expired_exceptions {
+        let _ = writeln!(
+            s,
+            "expired exception (not applied): {} by {} on {}",
+            e.fingerprint, e.approver, e.expires
+        );
+    }
+    for n in &r.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
+    s
+}
+
+/// The JSON report file (the `report` output points at it).
+pub fn render_json(r: &GatesReport) -> String {
+    serde_json::to_string_pretty(r)
+        .unwrap_or_else(|e| format!("{{\"error\": \"failed to serialize the gates report: {e}\"}}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gates::outcome::{Captured, classify};
+    use crate::gates::run::GateRun;
+    use crate::gates::runner::ExitStatus;
+    use crate::policy::model::{GatePhase, GateSpec, ParserKind, TierSpec};
+    use crate::verdict::{GateInput, VerdictContext, decide};
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    fn fixture(rel: &str) -> Vec<u8> {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(rel),
+        )
+        .unwrap()
+    }
+
+    fn spec(name: &str, parser: ParserKind, block_over: Option<u32>) -> GateSpec {
+        GateSpec {
+            name: name.into(),
+            run: vec![name.into()],
+            parser,
+            report: None,
+            timeout: Duration::from_secs(60),
+            phase: GatePhase::PreDeploy,
+            severity: BTreeMap::new(),
+            block_over,
+            coverage: None,
+            coverage_min: None,
+            budgets: None,
+            licenses: None,
+            env: BTreeMap::new(),
+            working_dir: None,
+            annotation_budget: 50,
+        }
+    }
+
+    /// The summary and terminal report of real recorded runs (planted project), pinned.
+    #[test]
+    fn renders_real_runs() {
+        let cases = [
+            (
+                spec("lint", ParserKind::Flake8Json, Some(0)),
+                1,
+                "flake8/findings.json",
+                "",
+            ),
+            (
+                spec("bandit", ParserKind::Bandit, None),
+                1,
+                "bandit/findings.json",
+                "",
+            ),
+            (
+                spec("secrets", ParserKind::DetectSecrets, None),
+                0,
+                "detect-secrets/findings.json",
+                "",
+            ),
+            (
+                spec("dependencies", ParserKind::PipAudit, None),
+                0,
+                "pip-audit/all-skipped-pypi-404.json",
+                "pip-audit/all-skipped-pypi-404.json.stderr.txt",
+            ),
+        ];
+        let runs: Vec<GateRun> = cases
+            .iter()
+            .map(|(s, code, out, err)| {
+                let out = fixture(out);
+                let err = if err.is_empty() { vec![] } else { fixture(err) };
+                let (outcome, metrics) = classify(
+                    s.parser,
+                    Captured {
+                        status: ExitStatus::Code(*code),
+                        output: &out,
+                        output_truncated: false,
+                        stderr: &err,
+                    },
+                );
+                GateRun {
+                    gate: s.name.clone(),
+                    parser: s.parser,
+                    argv: s.run.clone(),
+                    outcome,
+                    metrics,
+                    elapsed: Duration::ZERO,
+                    stdout_dropped: 0,
+                    stderr_dropped: 0,
+                }
+            })
+            .collect();
+        let tier = TierSpec {
+            name: "basic".into(),
+            gates: vec![],
+            matrix: None,
+            coverage_min: None,
+        };
+        let ctx = VerdictContext {
+            tier: &tier,
+            env_coverage_min: None,
+            diff: None,
+            diff_scope: crate::policy::model::DiffScope::All,
+            exceptions: &[],
+            label_approval: None,
+            today: chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(),
+        };
+        let inputs: Vec<GateInput<'_>> = cases
+            .iter()
+            .zip(&runs)
+            .map(|((s, ..), r)| GateInput {
+                spec: s,
+                outcome: &r.outcome,
+                metrics: &r.metrics,
+            })
+            .collect();
+        let verdict = decide(&inputs, &ctx);
+        let report = GatesReport {
+            tier: "basic".into(),
+            environment: Some("development".into()),
+            pull_request: None,
+            diff_scope: None,
+            parallelism: 2,
+            runs,
+            verdict,
+            notes: vec![],
+            elapsed: Duration::ZERO,
+        };
+        assert_eq!(report.verdict.decision, Decision::Block);
+        insta::assert_snapshot!("markdown", render_markdown(&report));
+        insta::assert_snapshot!("text", render_text(&report));
+        let json: serde_json::Value = serde_json::from_str(&render_json(&report)).unwrap();
+        assert_eq!(json["verdict"]["decision"], "block");
+    }
+}
