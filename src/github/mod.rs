@@ -1,9 +1,10 @@
 //! GitHub: the octocrab adapter behind small traits; the one retry policy lives here.
 //!
 //! Owns: the client ([`client`]), the retry decision ([`retry`]), check runs ([`checks`]), reviews and
-//! label overrides ([`reviews`]), pre-deploy validation ([`predeploy`]) and the Deployments API
-//! ([`deployments`]). Decisions (counting approvals, judging checks green, picking deployments to
-//! deactivate) are pure functions here; the traits are the I/O.
+//! label overrides ([`reviews`]), pre-deploy validation ([`predeploy`]), the Deployments API
+//! ([`deployments`]) and branch/environment protection for `setup` ([`setup`]). Decisions (counting
+//! approvals, judging checks green, picking deployments to deactivate) are pure functions here; the
+//! traits are the I/O. What `setup` wants is decided in [`crate::setup`].
 
 pub mod checks;
 pub mod client;
@@ -13,6 +14,7 @@ pub mod labels;
 pub mod predeploy;
 pub mod retry;
 pub mod reviews;
+pub mod setup;
 
 pub use checks::{CheckRunHandle, CheckRunSummary, Checks, ChecksSession, Started};
 pub use client::{GithubClient, GithubConfig, mask_command};
@@ -20,6 +22,7 @@ pub use deployments::{DeploymentOutcome, DeploymentState, Deployments, NewDeploy
 pub use predeploy::{PreDeployProblem, Repository};
 pub use retry::RetryPolicy;
 pub use reviews::{Approvals, PullRequests, Review};
+pub use setup::{SetupOutcome, SetupReport, TargetReport, run_setup};
 
 /// Failures talking to GitHub. Messages read after "failed to …".
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +67,37 @@ pub enum Error {
         path: String,
         what: String,
     },
+    /// A `setup` step, naming the branch, environment or reviewer it was for.
+    #[error("{target}{}", hint(*.status_hint, source))]
+    Setup {
+        target: String,
+        /// What a 403 or 404 most likely means for this step.
+        status_hint: SetupHint,
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+/// What a refusal (403 / 404) of a `setup` request most likely means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetupHint {
+    /// Branch protection and environments need `administration: write`; GitHub answers 404 (or 403)
+    /// to a token without it, which otherwise reads like a missing branch.
+    Administration,
+    /// A reviewer lookup: the user or team does not exist, or the token cannot see it.
+    Reviewer,
+}
+
+fn hint(h: SetupHint, source: &Error) -> &'static str {
+    match (source.status(), h) {
+        (Some(403 | 404), SetupHint::Administration) => {
+            " (the token needs `administration: write` on the repository)"
+        }
+        (Some(403 | 404), SetupHint::Reviewer) => {
+            " (no such user or team, or the token cannot read the organization's teams)"
+        }
+        _ => "",
+    }
 }
 
 impl Error {
@@ -71,6 +105,7 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Status { status, .. } => Some(*status),
+            Error::Setup { source, .. } => source.status(),
             Error::Repository(_)
             | Error::Build { .. }
             | Error::Transport { .. }
@@ -81,13 +116,19 @@ impl Error {
 
     /// A 403 that is not a rate limit: the token lacks the permission (fork PR, no `checks: write`).
     pub fn is_forbidden(&self) -> bool {
-        matches!(
-            self,
+        match self {
             Error::Status {
                 status: 403,
                 gave_up: retry::GiveUp::Permanent,
                 ..
-            }
-        )
+            } => true,
+            Error::Setup { source, .. } => source.is_forbidden(),
+            Error::Status { .. }
+            | Error::Repository(_)
+            | Error::Build { .. }
+            | Error::Transport { .. }
+            | Error::Decode { .. }
+            | Error::Unexpected { .. } => false,
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! A stateful fake GitHub for tests: keeps check runs (with appended annotations), deployments and
-//! their statuses, commit statuses, reviews, issues and issue events, team memberships; injects
+//! their statuses, commit statuses, reviews, issues and issue events, team memberships, branch
+//! protection (with required signatures), environments, and the org's teams and users; injects
 //! failures (500, 502, 429, 403 secondary limit with `retry-after`, slow answers) and latency.
 //!
 //! Response bodies start from GitHub's own examples in the (trimmed) OpenAPI description and
@@ -12,9 +13,9 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -81,6 +82,42 @@ pub struct Deployment {
     pub statuses: Vec<Value>,
 }
 
+/// A branch's protection as the fake stores it (what `PUT …/protection` and
+/// `…/required_signatures` set).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Protection {
+    /// `(strict, check names)`; `None` when status checks are not required.
+    pub status_checks: Option<(bool, Vec<String>)>,
+    pub enforce_admins: bool,
+    /// `(required approving reviews, dismiss stale reviews)`; `None` when reviews are off.
+    pub reviews: Option<(u64, bool)>,
+    /// `(user logins, team slugs)` allowed to push; `None` when anyone with write access may.
+    pub restrictions: Option<(Vec<String>, Vec<String>)>,
+    pub allow_force_pushes: bool,
+    pub required_signatures: bool,
+}
+
+/// A deployment environment as the fake stores it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Environment {
+    pub id: u64,
+    pub name: String,
+    pub wait_timer: u64,
+    pub prevent_self_review: bool,
+    /// `("User" | "Team", id)`, in the order they were sent.
+    pub reviewers: Vec<(String, u64)>,
+    /// `(protected_branches, custom_branch_policies)`; `None`: every branch may deploy.
+    pub branch_policy: Option<(bool, bool)>,
+}
+
+/// A team of an organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Team {
+    pub org: String,
+    pub slug: String,
+    pub id: u64,
+}
+
 #[derive(Default)]
 pub struct FakeState {
     templates: HashMap<String, Value>,
@@ -97,6 +134,16 @@ pub struct FakeState {
     pub issue_events: HashMap<u64, Vec<(String, String, String, String)>>,
     /// (org, team, user) with active membership.
     pub team_members: Vec<(String, String, String)>,
+    /// Branch name → its protection.
+    pub protections: BTreeMap<String, Protection>,
+    pub environments: Vec<Environment>,
+    /// Teams GitHub knows (for reviewers and push restrictions).
+    pub teams: Vec<Team>,
+    /// Users GitHub knows: (login, id).
+    pub users: Vec<(String, u64)>,
+    /// Tokens without administration access: branch protection answers them 404 "Not Found", as
+    /// GitHub hides what such a token may not see.
+    pub no_admin_tokens: Vec<String>,
     /// Tokens that may only read (a fork PR's token): writes get 403.
     pub read_only_tokens: Vec<String>,
     pub faults: Vec<Fault>,
@@ -176,8 +223,55 @@ impl Fake {
                 "/orgs/{org}/teams/{team}/memberships/{user}",
                 get(team_membership),
             )
+            .route(
+                "/repos/{owner}/{repo}/branches/{branch}/protection",
+                get(get_protection).put(put_protection),
+            )
+            .route(
+                "/repos/{owner}/{repo}/branches/{branch}/protection/required_signatures",
+                post(add_signatures).delete(remove_signatures),
+            )
+            .route("/repos/{owner}/{repo}/environments", get(list_environments))
+            .route(
+                "/repos/{owner}/{repo}/environments/{name}",
+                put(put_environment),
+            )
+            .route("/orgs/{org}/teams/{team}", get(get_team))
+            .route("/users/{login}", get(get_user))
             .layer(middleware::from_fn_with_state(self.clone(), gatekeeper))
             .with_state(self.clone())
+    }
+
+    /// Adds a team `org/slug` with a fresh id and returns the id.
+    pub fn add_team(&self, org: &str, slug: &str) -> u64 {
+        let mut st = self.state();
+        st.next_id += 1;
+        let id = st.next_id;
+        st.teams.push(Team {
+            org: org.into(),
+            slug: slug.into(),
+            id,
+        });
+        id
+    }
+
+    /// Adds a user with a fresh id and returns the id.
+    pub fn add_user(&self, login: &str) -> u64 {
+        let mut st = self.state();
+        st.next_id += 1;
+        let id = st.next_id;
+        st.users.push((login.into(), id));
+        id
+    }
+
+    /// Writes (every method but GET) that reached the fake.
+    pub fn writes(&self) -> Vec<Logged> {
+        self.state()
+            .log
+            .iter()
+            .filter(|l| l.method != Method::GET)
+            .cloned()
+            .collect()
     }
 
     /// Requests that reached the fake, injected failures included.
@@ -290,6 +384,7 @@ async fn gatekeeper_inner(fake: Fake, req: Request, next: Next) -> Response {
             });
         (st.latency, fault, st.read_only_tokens.contains(&token))
     };
+    let hidden = path.contains("/protection") && fake.state().no_admin_tokens.contains(&token);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -352,6 +447,16 @@ async fn gatekeeper_inner(fake: Fake, req: Request, next: Next) -> Response {
             injected: true,
         });
         return resp;
+    }
+    if hidden {
+        fake.state().log.push(Logged {
+            method,
+            path,
+            status: 404,
+            body: body_json,
+            injected: false,
+        });
+        return error(StatusCode::NOT_FOUND, "Not Found");
     }
     if read_only && method != Method::GET {
         let resp = error(
@@ -873,4 +978,502 @@ async fn team_membership(
     } else {
         error(StatusCode::NOT_FOUND, "Not Found")
     }
+}
+
+const API: &str = "https://api.github.com";
+
+/// GitHub's 422 for a request it understood and refused.
+fn validation_failed(st: &mut FakeState, problems: Vec<String>) -> Response {
+    st.rejections.extend(problems.iter().cloned());
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        axum::Json(json!({
+            "message": "Validation Failed",
+            "errors": problems,
+            "documentation_url": "https://docs.github.com/rest",
+        })),
+    )
+        .into_response()
+}
+
+/// A user object from GitHub's example, renamed.
+fn user_json(template: &Value, login: &str, id: u64) -> Value {
+    let mut v = template.clone();
+    v["login"] = json!(login);
+    v["id"] = json!(id);
+    v["node_id"] = json!(format!("U_{id}"));
+    v["url"] = json!(format!("{API}/users/{login}"));
+    v["html_url"] = json!(format!("https://github.com/{login}"));
+    v
+}
+
+/// A team object from GitHub's example, renamed. The example lacks `type`, which the schema
+/// requires; GitHub sends `organization` for organization teams.
+fn team_json(template: &Value, t: &Team) -> Value {
+    let mut v = template.clone();
+    v["id"] = json!(t.id);
+    v["node_id"] = json!(format!("T_{}", t.id));
+    v["slug"] = json!(t.slug);
+    v["name"] = json!(t.slug);
+    v["url"] = json!(format!("{API}/teams/{}", t.id));
+    v["html_url"] = json!(format!(
+        "https://github.com/orgs/{}/teams/{}",
+        t.org, t.slug
+    ));
+    v["members_url"] = json!(format!("{API}/teams/{}/members{{/member}}", t.id));
+    v["repositories_url"] = json!(format!("{API}/teams/{}/repos", t.id));
+    v["parent"] = Value::Null;
+    v["type"] = json!("organization");
+    v
+}
+
+/// The stored protection written into GitHub's example `example` (`branch-protection` for GET,
+/// `branch-protection-update` for PUT's answer).
+fn protection_json(
+    st: &FakeState,
+    example: &str,
+    owner: &str,
+    repo: &str,
+    branch: &str,
+    p: &Protection,
+) -> Value {
+    let base = format!("{API}/repos/{owner}/{repo}/branches/{branch}/protection");
+    let mut v = template(st, example);
+    let tpl = template(st, "branch-protection");
+    let user_tpl = first_of(tpl["restrictions"]["users"].clone());
+    let team_tpl = first_of(tpl["restrictions"]["teams"].clone());
+    v["url"] = json!(base);
+    match &p.status_checks {
+        Some((strict, names)) => {
+            let mut r = v["required_status_checks"].clone();
+            r["url"] = json!(format!("{base}/required_status_checks"));
+            r["contexts_url"] = json!(format!("{base}/required_status_checks/contexts"));
+            r["strict"] = json!(strict);
+            r["contexts"] = json!(names);
+            r["checks"] = json!(
+                names
+                    .iter()
+                    .map(|n| json!({"context": n, "app_id": null}))
+                    .collect::<Vec<_>>()
+            );
+            v["required_status_checks"] = r;
+        }
+        None => remove(&mut v, "required_status_checks"),
+    }
+    v["enforce_admins"] =
+        json!({"url": format!("{base}/enforce_admins"), "enabled": p.enforce_admins});
+    match p.reviews {
+        Some((count, dismiss)) => {
+            let r = &mut v["required_pull_request_reviews"];
+            r["url"] = json!(format!("{base}/required_pull_request_reviews"));
+            r["required_approving_review_count"] = json!(count);
+            r["dismiss_stale_reviews"] = json!(dismiss);
+            r["require_code_owner_reviews"] = json!(false);
+            r["require_last_push_approval"] = json!(false);
+            remove(r, "dismissal_restrictions");
+        }
+        None => remove(&mut v, "required_pull_request_reviews"),
+    }
+    match &p.restrictions {
+        Some((users, teams)) => {
+            let users: Vec<Value> = users
+                .iter()
+                .map(|login| {
+                    let id = st
+                        .users
+                        .iter()
+                        .find(|(l, _)| l == login)
+                        .map_or(0, |(_, id)| *id);
+                    user_json(&user_tpl, login, id)
+                })
+                .collect();
+            let teams: Vec<Value> = teams
+                .iter()
+                .filter_map(|slug| st.teams.iter().find(|t| t.org == owner && &t.slug == slug))
+                .map(|t| team_json(&team_tpl, t))
+                .collect();
+            v["restrictions"] = json!({
+                "url": format!("{base}/restrictions"),
+                "users_url": format!("{base}/restrictions/users"),
+                "teams_url": format!("{base}/restrictions/teams"),
+                "apps_url": format!("{base}/restrictions/apps"),
+                "users": users,
+                "teams": teams,
+                "apps": [],
+            });
+        }
+        None => remove(&mut v, "restrictions"),
+    }
+    v["required_signatures"] = json!({
+        "url": format!("{base}/required_signatures"),
+        "enabled": p.required_signatures,
+    });
+    v["allow_force_pushes"] = json!({"enabled": p.allow_force_pushes});
+    for k in [
+        "required_linear_history",
+        "allow_deletions",
+        "block_creations",
+        "required_conversation_resolution",
+        "lock_branch",
+        "allow_fork_syncing",
+    ] {
+        if v.get(k).is_some() {
+            v[k] = json!({"enabled": false});
+        }
+    }
+    v
+}
+
+fn remove(v: &mut Value, key: &str) {
+    if let Some(o) = v.as_object_mut() {
+        o.remove(key);
+    }
+}
+
+async fn get_protection(
+    State(fake): State<Fake>,
+    Path((owner, repo, branch)): Path<(String, String, String)>,
+) -> Response {
+    let st = fake.state();
+    match st.protections.get(&branch) {
+        Some(p) => axum::Json(protection_json(
+            &st,
+            "branch-protection",
+            &owner,
+            &repo,
+            &branch,
+            p,
+        ))
+        .into_response(),
+        None => error(StatusCode::NOT_FOUND, "Branch not protected"),
+    }
+}
+
+/// GitHub's rules on `PUT …/protection` that the schema cannot state: review count 0–6, push
+/// restrictions naming users and teams that exist in the owner organization.
+async fn put_protection(
+    State(fake): State<Fake>,
+    Path((owner, repo, branch)): Path<(String, String, String)>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let mut st = fake.state();
+    let mut problems = Vec::new();
+    let status_checks = body["required_status_checks"].as_object().map(|r| {
+        let mut names: Vec<String> = r
+            .get("checks")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c["context"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if r.contains_key("checks") && r.contains_key("contexts") {
+            problems.push("required_status_checks: send either contexts or checks".to_string());
+        }
+        if let Some(cs) = r.get("contexts").and_then(Value::as_array) {
+            names.extend(cs.iter().filter_map(|c| c.as_str().map(str::to_string)));
+        }
+        (
+            r.get("strict").and_then(Value::as_bool).unwrap_or(false),
+            names,
+        )
+    });
+    let reviews = body["required_pull_request_reviews"].as_object().map(|r| {
+        let n = r
+            .get("required_approving_review_count")
+            .and_then(Value::as_u64)
+            .unwrap_or(1);
+        if n > 6 {
+            problems.push(format!("required_approving_review_count {n} is over 6"));
+        }
+        let dismiss = r
+            .get("dismiss_stale_reviews")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        (n, dismiss)
+    });
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let restrictions = body["restrictions"].as_object().map(|r| {
+        let users = strings(r.get("users").unwrap_or(&Value::Null));
+        let teams = strings(r.get("teams").unwrap_or(&Value::Null));
+        (users, teams)
+    });
+    if let Some((users, teams)) = &restrictions {
+        for u in users {
+            if !st.users.iter().any(|(l, _)| l == u) {
+                problems.push(format!("restrictions: no user `{u}`"));
+            }
+        }
+        for t in teams {
+            if !st.teams.iter().any(|x| x.org == owner && &x.slug == t) {
+                problems.push(format!(
+                    "restrictions: no team `{t}` in organization `{owner}`"
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return validation_failed(&mut st, problems);
+    }
+    // Required signatures have their own endpoint; a PUT keeps them.
+    let signatures = st
+        .protections
+        .get(&branch)
+        .is_some_and(|p| p.required_signatures);
+    let p = Protection {
+        status_checks,
+        enforce_admins: body["enforce_admins"].as_bool().unwrap_or(false),
+        reviews,
+        restrictions,
+        allow_force_pushes: body["allow_force_pushes"].as_bool().unwrap_or(false),
+        required_signatures: signatures,
+    };
+    let v = protection_json(&st, "branch-protection-update", &owner, &repo, &branch, &p);
+    st.protections.insert(branch, p);
+    axum::Json(v).into_response()
+}
+
+async fn add_signatures(
+    State(fake): State<Fake>,
+    Path((owner, repo, branch)): Path<(String, String, String)>,
+) -> Response {
+    let mut st = fake.state();
+    let mut v = template(&st, "protected-branch-admin-enforced");
+    let Some(p) = st.protections.get_mut(&branch) else {
+        return error(StatusCode::NOT_FOUND, "Branch not protected");
+    };
+    p.required_signatures = true;
+    v["url"] = json!(format!(
+        "{API}/repos/{owner}/{repo}/branches/{branch}/protection/required_signatures"
+    ));
+    v["enabled"] = json!(true);
+    axum::Json(v).into_response()
+}
+
+async fn remove_signatures(
+    State(fake): State<Fake>,
+    Path((_, _, branch)): Path<(String, String, String)>,
+) -> Response {
+    let mut st = fake.state();
+    match st.protections.get_mut(&branch) {
+        Some(p) => {
+            p.required_signatures = false;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "Branch not protected"),
+    }
+}
+
+/// An environment written into GitHub's `environments` example: protection rules appear only for
+/// what is set, as GitHub lists them.
+fn environment_json(st: &FakeState, owner: &str, repo: &str, e: &Environment) -> Value {
+    let example = template(st, "environments");
+    let mut v = first_of(example["environments"].clone());
+    let rules = v["protection_rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let rule = |kind: &str| {
+        rules
+            .iter()
+            .find(|r| r["type"] == kind)
+            .cloned()
+            .unwrap_or_else(|| json!({"type": kind}))
+    };
+    let reviewer_tpl = rule("required_reviewers")["reviewers"].clone();
+    let tpl_of = |kind: &str| {
+        reviewer_tpl
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["type"] == kind))
+            .map(|r| r["reviewer"].clone())
+            .unwrap_or_else(|| json!({}))
+    };
+    let (user_tpl, team_tpl) = (tpl_of("User"), tpl_of("Team"));
+    v["id"] = json!(e.id);
+    v["node_id"] = json!(format!("EN_{}", e.id));
+    v["name"] = json!(e.name);
+    v["url"] = json!(format!(
+        "{API}/repos/{owner}/{repo}/environments/{}",
+        e.name
+    ));
+    v["html_url"] = json!(format!(
+        "https://github.com/{owner}/{repo}/deployments/activity_log?environments_filter={}",
+        e.name
+    ));
+    let mut out_rules = Vec::new();
+    let mut next = e.id * 10;
+    let mut numbered = |mut r: Value| {
+        next += 1;
+        r["id"] = json!(next);
+        r["node_id"] = json!(format!("GA_{next}"));
+        r
+    };
+    if e.wait_timer > 0 {
+        let mut r = rule("wait_timer");
+        r["wait_timer"] = json!(e.wait_timer);
+        out_rules.push(numbered(r));
+    }
+    if !e.reviewers.is_empty() {
+        let mut r = rule("required_reviewers");
+        r["prevent_self_review"] = json!(e.prevent_self_review);
+        r["reviewers"] = json!(
+            e.reviewers
+                .iter()
+                .map(|(kind, id)| {
+                    let reviewer = if kind == "Team" {
+                        st.teams
+                            .iter()
+                            .find(|t| t.id == *id)
+                            .map(|t| team_json(&team_tpl, t))
+                    } else {
+                        st.users
+                            .iter()
+                            .find(|(_, u)| u == id)
+                            .map(|(login, id)| user_json(&user_tpl, login, *id))
+                    };
+                    json!({"type": kind, "reviewer": reviewer.unwrap_or(Value::Null)})
+                })
+                .collect::<Vec<_>>()
+        );
+        out_rules.push(numbered(r));
+    }
+    if e.branch_policy.is_some() {
+        out_rules.push(numbered(rule("branch_policy")));
+    }
+    v["protection_rules"] = json!(out_rules);
+    v["deployment_branch_policy"] = match e.branch_policy {
+        Some((p, c)) => json!({"protected_branches": p, "custom_branch_policies": c}),
+        None => Value::Null,
+    };
+    v
+}
+
+async fn list_environments(
+    State(fake): State<Fake>,
+    Path((owner, repo)): Path<(String, String)>,
+    Query(q): Q,
+) -> Response {
+    let st = fake.state();
+    let all: Vec<Value> = st
+        .environments
+        .iter()
+        .map(|e| environment_json(&st, &owner, &repo, e))
+        .collect();
+    axum::Json(json!({"total_count": all.len(), "environments": page(&all, &q)})).into_response()
+}
+
+/// GitHub's rules on `PUT …/environments/{name}`: at most six reviewers, each an existing user or
+/// team; `protected_branches` and `custom_branch_policies` must differ; wait timer ≤ 30 days.
+async fn put_environment(
+    State(fake): State<Fake>,
+    Path((owner, repo, name)): Path<(String, String, String)>,
+    body: Option<axum::Json<Value>>,
+) -> Response {
+    let body = body.map(|b| b.0).unwrap_or(Value::Null);
+    let mut st = fake.state();
+    let mut problems = Vec::new();
+    let reviewers: Vec<(String, u64)> = body["reviewers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    (
+                        r["type"].as_str().unwrap_or_default().to_string(),
+                        r["id"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if reviewers.len() > 6 {
+        problems.push(format!("{} reviewers; at most 6", reviewers.len()));
+    }
+    for (kind, id) in &reviewers {
+        let known = match kind.as_str() {
+            "Team" => st.teams.iter().any(|t| t.id == *id),
+            "User" => st.users.iter().any(|(_, u)| u == id),
+            _ => false,
+        };
+        if !known {
+            problems.push(format!("reviewer {kind} {id} does not exist"));
+        }
+    }
+    let branch_policy = body["deployment_branch_policy"].as_object().map(|p| {
+        (
+            p.get("protected_branches")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            p.get("custom_branch_policies")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        )
+    });
+    if let Some((p, c)) = branch_policy
+        && p == c
+    {
+        problems.push("protected_branches and custom_branch_policies must differ".into());
+    }
+    let wait_timer = body["wait_timer"].as_u64().unwrap_or(0);
+    if wait_timer > 43_200 {
+        problems.push(format!("wait_timer {wait_timer} is over 43200 minutes"));
+    }
+    if !problems.is_empty() {
+        st.rejections.extend(problems.iter().cloned());
+        return error(StatusCode::UNPROCESSABLE_ENTITY, &problems.join("; "));
+    }
+    let id = match st.environments.iter().find(|e| e.name == name) {
+        Some(e) => e.id,
+        None => {
+            st.next_id += 1;
+            st.next_id
+        }
+    };
+    let env = Environment {
+        id,
+        name: name.clone(),
+        wait_timer,
+        prevent_self_review: body["prevent_self_review"].as_bool().unwrap_or(false),
+        reviewers,
+        branch_policy,
+    };
+    let v = environment_json(&st, &owner, &repo, &env);
+    match st.environments.iter_mut().find(|e| e.name == name) {
+        Some(slot) => *slot = env,
+        None => st.environments.push(env),
+    }
+    axum::Json(v).into_response()
+}
+
+async fn get_team(State(fake): State<Fake>, Path((org, slug)): Path<(String, String)>) -> Response {
+    let st = fake.state();
+    let Some(t) = st.teams.iter().find(|t| t.org == org && t.slug == slug) else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let tpl = template(&st, "team-full");
+    let mut v = team_json(&tpl, t);
+    v["organization"]["login"] = json!(org);
+    v["organization"]["url"] = json!(format!("{API}/orgs/{org}"));
+    // Required by the schema, absent from the example.
+    v["organization"]["archived_at"] = Value::Null;
+    axum::Json(v).into_response()
+}
+
+async fn get_user(State(fake): State<Fake>, Path(login): Path<String>) -> Response {
+    let st = fake.state();
+    let Some((login, id)) = st.users.iter().find(|(l, _)| *l == login).cloned() else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let tpl = template(&st, "public-user-default-response");
+    let mut v = user_json(&tpl, &login, id);
+    v["user_view_type"] = json!("public");
+    axum::Json(v).into_response()
 }
