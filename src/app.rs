@@ -81,12 +81,26 @@ pub async fn run(req: &RunRequest, sink: &mut dyn Sink) -> Result<Outcome, Actio
         Command::Plan => run_plan(req, &plan, sink),
         Command::Matrix => run_matrix(&plan, sink),
         Command::Gates => run_gates_command(req, &policy, &plan, sink).await,
-        Command::Deploy => Err(ActionError::NotAvailable("deploy")),
+        Command::Deploy => match &plan.deploy {
+            plan::DeployPlan::Skipped { reason } => {
+                sink.print(&format!("deploy: skipped — {reason}"))?;
+                Ok(Outcome::Success)
+            }
+            plan::DeployPlan::Planned(_) if req.plan.dry_run => {
+                sink.print(&plan.render_text())?;
+                sink.summary(&plan.render_markdown())?;
+                Ok(Outcome::Success)
+            }
+            plan::DeployPlan::Planned(_) => {
+                let github = github_client(req)?;
+                run_deploy(req, &policy, &plan, github.as_ref(), sink).await
+            }
+        },
         Command::Pipeline => run_pipeline(req, &policy, &plan, sink).await,
         Command::Rollback => Err(ActionError::NotAvailable("rollback")),
         Command::Promote => Err(ActionError::NotAvailable("promote")),
         Command::Cleanup => Err(ActionError::NotAvailable("cleanup")),
-        Command::Setup => Err(ActionError::NotAvailable("setup")),
+        Command::Setup => run_setup(req, &policy, sink).await,
     }
 }
 
@@ -494,12 +508,390 @@ async fn run_pipeline(
     }
 }
 
+/// Branch and environment protection from the policy: a diff first, then only what differs
+/// (nothing under `dry-run`). Needs a token with `administration: write`.
+async fn run_setup(
+    req: &RunRequest,
+    policy: &Policy,
+    sink: &mut dyn Sink,
+) -> Result<Outcome, ActionError> {
+    let desired = crate::setup::desired(policy);
+    let (Some(token), Some(repo)) = (&req.inputs.github_token, &req.context.repository) else {
+        // Without GitHub, show what would be asked for.
+        let md = desired.render_markdown(
+            &desired
+                .branches
+                .iter()
+                .map(|b| {
+                    (
+                        format!("branch `{}`", b.branch),
+                        crate::setup::diff_branch(&Default::default(), b),
+                    )
+                })
+                .chain(desired.environments.iter().map(|e| {
+                    (
+                        format!("environment `{}`", e.environment),
+                        crate::setup::diff_environment(&Default::default(), e),
+                    )
+                }))
+                .collect::<Vec<_>>(),
+        );
+        sink.print(&format!("{md}\n(no github-token and repository: nothing read or written; the list shows every setting against an unprotected repository)"))?;
+        sink.summary(&md)?;
+        return Ok(Outcome::Success);
+    };
+    let client = GithubClient::new(&GithubConfig::new(
+        &req.context.api_url,
+        token.expose(),
+        repo,
+    ))?;
+    let report = crate::github::setup::run_setup(&client, &desired, req.inputs.dry_run).await?;
+    let md = report.render_markdown();
+    sink.print(&md)?;
+    sink.summary(&md)?;
+    let json = serde_json::to_string(&report)
+        .map_err(|e| ActionError::Other(format!("serialize the setup report: {e}")))?;
+    sink.output(OutputKey::Report, &json)?;
+    Ok(Outcome::Success)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deploy
+
+use crate::deploy::cluster::KubeCluster;
+use crate::deploy::health::HttpProber;
+use crate::deploy::manifests::DeployInputs;
+use crate::deploy::predeploy::{PreDeployFacts, PreDeployVerdict, evaluate, probe_environments};
+use crate::deploy::run::{DeployOptions, PostDeployResult, PostDeployTests, deploy_environment};
+use crate::github::deployments::{DeploymentOutcome, finish_deployment, start_deployment};
+
+/// The cluster from the `kubeconfig` input (raw or base64, already decoded), else the ambient
+/// configuration (in-cluster service account or `KUBECONFIG`).
+pub async fn cluster_from(req: &RunRequest) -> Result<KubeCluster, ActionError> {
+    match &req.inputs.kubeconfig {
+        Some(k) => {
+            let kc = kube::config::Kubeconfig::from_yaml(k.yaml.expose())
+                .map_err(|e| ActionError::Usage(format!("read the kubeconfig input: {e}")))?;
+            let config = kube::Config::from_custom_kubeconfig(
+                kc,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .map_err(|e| ActionError::Usage(format!("use the kubeconfig input: {e}")))?;
+            let client = kube::Client::try_from(config)
+                .map_err(|e| ActionError::Usage(format!("build the Kubernetes client: {e}")))?;
+            Ok(KubeCluster::new(client))
+        }
+        None => KubeCluster::infer()
+            .await
+            .map_err(|e| ActionError::Usage(format!("{e} (pass the `kubeconfig` input)"))),
+    }
+}
+
+/// Staging's post-deploy gates through the gate runner: one gate at a time, `{deploy_url}` in its
+/// argv and `DEPLOY_URL` in its environment; anything but `allow` fails it.
+struct GatePostDeploy<'a> {
+    policy: &'a Policy,
+    workspace: PathBuf,
+}
+
+impl PostDeployTests for GatePostDeploy<'_> {
+    async fn run_gate(&self, gate: &str, deploy_url: &str) -> PostDeployResult {
+        let mut policy = self.policy.clone();
+        let Some(spec) = policy.gates.get_mut(gate) else {
+            return PostDeployResult::Failed {
+                reason: format!("gate `{gate}` is not defined"),
+            };
+        };
+        spec.env.insert("DEPLOY_URL".into(), deploy_url.to_string());
+        let tier = crate::policy::model::TierSpec {
+            name: format!("post-deploy {gate}"),
+            gates: vec![gate.to_string()],
+            matrix: None,
+            coverage_min: None,
+        };
+        let mut ctx = GateContext::new(&self.workspace);
+        ctx.phase = GatePhase::PostDeploy;
+        ctx.deploy_url = Some(deploy_url.to_string());
+        let report =
+            crate::gates::run::run_gates(&policy, &tier, &ctx, &ProcessRunner, &NoLabels).await;
+        match report.verdict.decision {
+            Decision::Allow => PostDeployResult::Passed,
+            Decision::NeedsApproval | Decision::Block => PostDeployResult::Failed {
+                reason: report
+                    .verdict
+                    .gates
+                    .iter()
+                    .flat_map(|g| g.reasons.iter().map(move |r| format!("{}: {r}", g.gate)))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            },
+        }
+    }
+}
+
+fn deploy_inputs(
+    req: &RunRequest,
+    policy: &Policy,
+    env: &crate::policy::model::EnvironmentSpec,
+) -> Result<DeployInputs, ActionError> {
+    let s = &req.inputs.secrets;
+    let mut secrets = BTreeMap::new();
+    for (key, input) in &env.secrets {
+        let value = match input.as_str() {
+            "database-url" => s.database_url.as_ref(),
+            "redis-url" => s.redis_url.as_ref(),
+            "datadog-api-key" => s.datadog_api_key.as_ref(),
+            "sentry-dsn" => s.sentry_dsn.as_ref(),
+            other => {
+                return Err(ActionError::Usage(format!(
+                    "read secret `{key}` of environment `{}`: `{other}` is not a secret input (database-url, redis-url, datadog-api-key, sentry-dsn)",
+                    env.name
+                )));
+            }
+        };
+        match value {
+            Some(v) => {
+                secrets.insert(key.clone(), v.expose().to_string());
+            }
+            None => {
+                tracing::warn!(key = %key, input = %input, "secret input not given; the key is left out of app-secrets")
+            }
+        }
+    }
+    let tls = match (&env.tls_secret, &s.tls_cert, &s.tls_key) {
+        (Some(_), Some(c), Some(k)) => Some((c.expose().to_string(), k.expose().to_string())),
+        (Some(name), _, _) => {
+            return Err(ActionError::Usage(format!(
+                "deploy `{}`: the policy names TLS secret `{name}` but the tls-cert and tls-key inputs are not both set",
+                env.name
+            )));
+        }
+        (None, _, _) => None,
+    };
+    Ok(DeployInputs {
+        image: image_ref(req, policy),
+        run_id: req
+            .context
+            .run_id
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
+        sha: req.plan.sha.clone(),
+        secrets,
+        tls,
+    })
+}
+
+async fn pre_deploy(
+    req: &RunRequest,
+    policy: &Policy,
+    env: &crate::policy::model::EnvironmentSpec,
+    emergency: bool,
+    github: Option<&GithubClient>,
+    prober: &HttpProber,
+) -> Result<PreDeployVerdict, ActionError> {
+    let spec = &env.pre_deploy;
+    let github_facts = match github {
+        Some(c) if spec.checks_green || spec.incident_label.is_some() => {
+            let run_id = req
+                .context
+                .run_id
+                .map(|r| r.to_string())
+                .unwrap_or_default();
+            Some(
+                crate::github::predeploy::validate(
+                    c,
+                    &req.plan.sha,
+                    &run_id,
+                    spec.incident_label.as_deref(),
+                )
+                .await?,
+            )
+        }
+        Some(_) => Some(Vec::new()),
+        None => None,
+    };
+    let targets: Vec<(String, String)> = if emergency {
+        Vec::new()
+    } else {
+        spec.healthy
+            .iter()
+            .filter_map(|h| {
+                policy
+                    .environments
+                    .get(h)
+                    .map(|e| (h.clone(), e.url.clone()))
+            })
+            .collect()
+    };
+    let health = probe_environments(
+        prober,
+        &targets,
+        &policy.app.health_path,
+        std::time::Duration::from_secs(30),
+    )
+    .await;
+    Ok(evaluate(
+        spec,
+        &PreDeployFacts {
+            github: github_facts,
+            health,
+        },
+        emergency,
+    ))
+}
+
 async fn run_deploy(
+    req: &RunRequest,
+    policy: &Policy,
+    plan: &Plan,
+    github: Option<&GithubClient>,
+    sink: &mut dyn Sink,
+) -> Result<Outcome, ActionError> {
+    let plan::DeployPlan::Planned(steps) = &plan.deploy else {
+        return Ok(Outcome::Success);
+    };
+    let Some(env) = policy.environments.get(&steps.environment) else {
+        return Err(ActionError::Usage(format!(
+            "deploy: no environment `{}`",
+            steps.environment
+        )));
+    };
+    let prober = HttpProber::new().map_err(|e| ActionError::Other(format!("{e}")))?;
+    sink.output(OutputKey::RolledBack, "false")?;
+    match pre_deploy(req, policy, env, steps.emergency, github, &prober).await? {
+        PreDeployVerdict::Proceed => {}
+        PreDeployVerdict::Blocked { reasons } => {
+            let md = format!(
+                "## Deploy to `{}` not started\n\nPre-deploy validation failed:\n\n{}\n",
+                env.name,
+                reasons
+                    .iter()
+                    .map(|r| format!("- {r}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            sink.print(&md)?;
+            sink.summary(&md)?;
+            return Ok(Outcome::Refused);
+        }
+    }
+    let inputs = deploy_inputs(req, policy, env)?;
+    let cluster = cluster_from(req).await?;
+    let log_url = req.context.run_url();
+    let deployment_id = match github {
+        Some(c) => {
+            let id = start_deployment(
+                c,
+                &req.plan.sha,
+                &env.name,
+                Some(&env.url),
+                log_url.as_deref(),
+            )
+            .await?;
+            sink.output(OutputKey::DeploymentId, &id.to_string())?;
+            Some(id)
+        }
+        None => None,
+    };
+    let tests = GatePostDeploy {
+        policy,
+        workspace: req.workspace.clone(),
+    };
+    let (ok, summary_line, md) = match env.strategy {
+        crate::policy::model::StrategyKind::Direct
+        | crate::policy::model::StrategyKind::Rolling => {
+            let result = deploy_environment(
+                &cluster,
+                &prober,
+                &tests,
+                &policy.app,
+                env,
+                &inputs,
+                &DeployOptions::default(),
+            )
+            .await;
+            match result {
+                Ok(report) => {
+                    let line = report.outcome.summary();
+                    let rolled_back = matches!(
+                        report.outcome,
+                        crate::deploy::strategy::DeployOutcome::RolledBack { .. }
+                    );
+                    if rolled_back {
+                        sink.output(OutputKey::RolledBack, "true")?;
+                    }
+                    let md = format!(
+                        "## Deploy to `{}`: {}\n\n{}\n",
+                        env.name,
+                        line,
+                        report
+                            .steps
+                            .iter()
+                            .map(|s| format!("1. {s}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    );
+                    (report.exit_code(), line, md)
+                }
+                Err(e) => {
+                    if let (Some(c), Some(id)) = (github, deployment_id) {
+                        finish_deployment(
+                            c,
+                            id,
+                            &env.name,
+                            DeploymentOutcome::Failure,
+                            Some(&env.url),
+                            log_url.as_deref(),
+                            &format!("{e}"),
+                        )
+                        .await?;
+                    }
+                    return Err(ActionError::Other(format!("{e}")));
+                }
+            }
+        }
+        crate::policy::model::StrategyKind::BlueGreen => {
+            return run_blue_green(req, policy, env, &inputs, github, deployment_id, sink).await;
+        }
+    };
+    if let (Some(c), Some(id)) = (github, deployment_id) {
+        let outcome = if ok == 0 {
+            DeploymentOutcome::Success
+        } else {
+            DeploymentOutcome::Failure
+        };
+        finish_deployment(
+            c,
+            id,
+            &env.name,
+            outcome,
+            Some(&env.url),
+            log_url.as_deref(),
+            &summary_line,
+        )
+        .await?;
+    }
+    sink.print(&md)?;
+    sink.summary(&md)?;
+    match ok {
+        0 => Ok(Outcome::Success),
+        1 => Ok(Outcome::Refused),
+        _ => Err(ActionError::Other(format!(
+            "deploy `{}`: {summary_line}",
+            env.name
+        ))),
+    }
+}
+
+async fn run_blue_green(
     _req: &RunRequest,
     _policy: &Policy,
-    _plan: &Plan,
+    _env: &crate::policy::model::EnvironmentSpec,
+    _inputs: &DeployInputs,
     _github: Option<&GithubClient>,
+    _deployment_id: Option<u64>,
     _sink: &mut dyn Sink,
 ) -> Result<Outcome, ActionError> {
-    Err(ActionError::NotAvailable("deploy"))
+    Err(ActionError::NotAvailable("deploy (blue-green)"))
 }

@@ -1,34 +1,24 @@
 //! Pre-deploy validation: may this deploy start at all? (every other check on the commit green,
 //! the environments it depends on healthy, no open incident).
 //!
-//! Owns: the pure verdict over gathered facts ([`evaluate`]) and the health half of gathering
-//! ([`probe_environments`], through the [`Prober`] port). Must not touch: GitHub — the check runs,
-//! statuses and incident issues are gathered by the GitHub adapter and passed in as facts.
+//! Owns: the one verdict over gathered facts ([`evaluate`]) and the health half of gathering
+//! ([`probe_environments`], through the [`Prober`] port). Must not touch: GitHub — the commit's
+//! check runs, statuses and incident issues are judged by `github::predeploy::judge` (pure) and
+//! arrive here as its problems.
 
 use crate::deploy::health::Prober;
+use crate::github::PreDeployProblem;
 use crate::policy::model::PreDeploy;
 use std::time::Duration;
-
-/// One check run or commit status on the commit being deployed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckFact {
-    pub name: String,
-    /// `queued`, `in_progress`, `completed` (statuses: `pending` or `completed`).
-    pub status: String,
-    /// `success`, `failure`, `neutral`, `skipped`, `cancelled`, `timed_out`, `action_required`, …
-    pub conclusion: Option<String>,
-}
 
 /// What the adapters found out before the deploy.
 #[derive(Debug, Clone, Default)]
 pub struct PreDeployFacts {
-    pub checks: Vec<CheckFact>,
-    /// Check names of this run itself (they are in progress by definition): ignored.
-    pub own_checks: Vec<String>,
+    /// What `github::predeploy::judge` found wrong with the commit (red or pending checks and
+    /// statuses, open incidents). `None`: GitHub was not asked (no token, local run).
+    pub github: Option<Vec<PreDeployProblem>>,
     /// Environment name → `Ok` or the probe failure, for every environment `healthy:` names.
     pub health: Vec<(String, Result<(), String>)>,
-    /// Open issues carrying the incident label: (number, title).
-    pub open_incidents: Vec<(u64, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,40 +30,36 @@ pub enum PreDeployVerdict {
     },
 }
 
-/// Pure: the verdict of the environment's `pre_deploy` rules over the facts.
-pub fn evaluate(spec: &PreDeploy, facts: &PreDeployFacts) -> PreDeployVerdict {
+/// Pure: the verdict of the environment's `pre_deploy` rules over the facts. Fails closed: a rule
+/// that could not be checked blocks.
+pub fn evaluate(spec: &PreDeploy, facts: &PreDeployFacts, emergency: bool) -> PreDeployVerdict {
     let mut reasons = Vec::new();
-    if spec.checks_green {
-        for c in facts
-            .checks
-            .iter()
-            .filter(|c| !facts.own_checks.contains(&c.name))
-        {
-            match (c.status.as_str(), c.conclusion.as_deref()) {
-                ("completed", Some("success" | "neutral" | "skipped")) => {}
-                ("completed", Some(other)) => {
-                    reasons.push(format!("check {:?} concluded {other}", c.name))
-                }
-                ("completed", None) => {
-                    reasons.push(format!("check {:?} completed without a conclusion", c.name))
-                }
-                (status, _) => reasons.push(format!("check {:?} is still {status}", c.name)),
+    let needs_github = spec.checks_green || spec.incident_label.is_some();
+    match &facts.github {
+        Some(problems) => reasons.extend(
+            problems
+                .iter()
+                .filter(|p| match p {
+                    PreDeployProblem::CheckNotGreen { .. } | PreDeployProblem::StatusNotGreen { .. } => spec.checks_green,
+                    PreDeployProblem::OpenIncident { .. } => spec.incident_label.is_some(),
+                })
+                .map(ToString::to_string),
+        ),
+        None if needs_github => reasons.push(
+            "the commit's checks and open incidents could not be read (no GitHub token): they are not proven green"
+                .to_string(),
+        ),
+        None => {}
+    }
+    // An emergency branch (hotfix) goes straight to production: other environments' health is
+    // not its gate.
+    if !emergency {
+        for env in &spec.healthy {
+            match facts.health.iter().find(|(n, _)| n == env) {
+                Some((_, Ok(()))) => {}
+                Some((_, Err(e))) => reasons.push(format!("environment {env} is not healthy: {e}")),
+                None => reasons.push(format!("environment {env} was not probed")),
             }
-        }
-    }
-    for env in &spec.healthy {
-        match facts.health.iter().find(|(n, _)| n == env) {
-            Some((_, Ok(()))) => {}
-            Some((_, Err(e))) => reasons.push(format!("environment {env} is not healthy: {e}")),
-            // Not probed counts as not proven healthy (fail closed).
-            None => reasons.push(format!("environment {env} was not probed")),
-        }
-    }
-    if let Some(label) = &spec.incident_label {
-        for (n, title) in &facts.open_incidents {
-            reasons.push(format!(
-                "incident #{n} ({title}) is open with label {label:?}"
-            ));
         }
     }
     if reasons.is_empty() {
@@ -105,6 +91,14 @@ pub async fn probe_environments<P: Prober>(
 mod tests {
     use super::*;
 
+    fn red(name: &str) -> PreDeployProblem {
+        PreDeployProblem::CheckNotGreen {
+            name: name.into(),
+            status: "completed".into(),
+            conclusion: Some("failure".into()),
+        }
+    }
+
     fn spec() -> PreDeploy {
         PreDeploy {
             checks_green: true,
@@ -113,56 +107,39 @@ mod tests {
         }
     }
 
-    fn check(name: &str, status: &str, conclusion: Option<&str>) -> CheckFact {
-        CheckFact {
-            name: name.into(),
-            status: status.into(),
-            conclusion: conclusion.map(str::to_string),
-        }
-    }
-
-    /// Protects the happy path: green checks (own run ignored), healthy staging, no incident.
+    /// Protects the happy path: GitHub found nothing wrong, staging is healthy.
     #[test]
     fn proceeds_when_everything_is_green() {
         let facts = PreDeployFacts {
-            checks: vec![
-                check("ci / test", "completed", Some("success")),
-                check("docs", "completed", Some("skipped")),
-                check("fm-deploy / deploy production", "in_progress", None),
-            ],
-            own_checks: vec!["fm-deploy / deploy production".into()],
+            github: Some(vec![]),
             health: vec![("staging".into(), Ok(()))],
-            open_incidents: vec![],
         };
-        assert_eq!(evaluate(&spec(), &facts), PreDeployVerdict::Proceed);
+        assert_eq!(evaluate(&spec(), &facts, false), PreDeployVerdict::Proceed);
     }
 
-    /// Protects fail-closed collection: a red check, a pending check, an unprobed or unhealthy
-    /// environment and an open incident each block, all reported at once.
+    /// Protects fail-closed collection: GitHub's problems, an unprobed environment, all at once.
     #[test]
     fn blocks_with_every_reason() {
         let facts = PreDeployFacts {
-            checks: vec![
-                check("ci / test", "completed", Some("failure")),
-                check("ci / lint", "in_progress", None),
-            ],
-            own_checks: vec![],
+            github: Some(vec![
+                red("ci / test"),
+                PreDeployProblem::OpenIncident {
+                    number: 42,
+                    title: "db down".into(),
+                },
+            ]),
             health: vec![],
-            open_incidents: vec![(42, "db down".into())],
         };
-        match evaluate(&spec(), &facts) {
+        match evaluate(&spec(), &facts, false) {
             PreDeployVerdict::Blocked { reasons } => {
-                assert_eq!(reasons.len(), 4, "{reasons:?}");
-                assert!(reasons[0].contains("failure"));
-                assert!(reasons[1].contains("in_progress"));
+                assert_eq!(reasons.len(), 3, "{reasons:?}");
                 assert!(reasons[2].contains("staging was not probed"));
-                assert!(reasons[3].contains("#42"));
             }
             PreDeployVerdict::Proceed => panic!("must block"),
         }
         let unhealthy = PreDeployFacts {
+            github: None,
             health: vec![("staging".into(), Err("HTTP 503".into()))],
-            ..Default::default()
         };
         let relaxed = PreDeploy {
             checks_green: false,
@@ -170,8 +147,54 @@ mod tests {
             incident_label: None,
         };
         assert!(matches!(
-            evaluate(&relaxed, &unhealthy),
+            evaluate(&relaxed, &unhealthy, false),
             PreDeployVerdict::Blocked { .. }
         ));
+    }
+
+    /// Without a token, rules that need GitHub are not proven: blocked, not waved through.
+    #[test]
+    fn no_github_fails_closed() {
+        let facts = PreDeployFacts {
+            github: None,
+            health: vec![("staging".into(), Ok(()))],
+        };
+        assert!(matches!(
+            evaluate(&spec(), &facts, false),
+            PreDeployVerdict::Blocked { .. }
+        ));
+    }
+
+    /// The hotfix path skips the staging-health requirement, nothing else.
+    #[test]
+    fn emergency_skips_health_only() {
+        let facts = PreDeployFacts {
+            github: Some(vec![]),
+            health: vec![],
+        };
+        assert_eq!(evaluate(&spec(), &facts, true), PreDeployVerdict::Proceed);
+        let failing = PreDeployFacts {
+            github: Some(vec![red("x")]),
+            health: vec![],
+        };
+        assert!(matches!(
+            evaluate(&spec(), &failing, true),
+            PreDeployVerdict::Blocked { .. }
+        ));
+    }
+
+    /// A red check does not block an environment that does not ask for green checks.
+    #[test]
+    fn checks_only_when_asked() {
+        let relaxed = PreDeploy {
+            checks_green: false,
+            healthy: vec![],
+            incident_label: None,
+        };
+        let facts = PreDeployFacts {
+            github: Some(vec![red("x")]),
+            health: vec![],
+        };
+        assert_eq!(evaluate(&relaxed, &facts, false), PreDeployVerdict::Proceed);
     }
 }

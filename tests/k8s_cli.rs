@@ -1,0 +1,188 @@
+//! The `fm-deploy` binary deploying on the real kube-apiserver testbed: policy file, kubeconfig,
+//! gates, pre-deploy, the strategy and the outputs wired together as a workflow runs them.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly on the first surprise"
+)]
+
+mod support_k8s;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use support_k8s::Fixture;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fm-deploy");
+
+fn policy(ns: &str, url: &str, strategy: &str, post_deploy_fails: bool) -> String {
+    let post = if strategy == "rolling" {
+        "    post_deploy: [smoke-tests]\n"
+    } else {
+        ""
+    };
+    let exit = if post_deploy_fails { 1 } else { 0 };
+    format!(
+        r#"version: 1
+app: {{name: web, image: example/web, port: 8080, health_path: /health, endpoints: [/api/solve]}}
+branches:
+  development: {{environment: dev, tier: basic}}
+tiers:
+  basic: [noop]
+gates:
+  noop: {{run: ["true"], parser: exit-code}}
+  smoke-tests:
+    run: [python3, -c, "import os, sys; print(os.environ['DEPLOY_URL']); sys.exit({exit})", "{{deploy_url}}"]
+    parser: exit-code
+    phase: post-deploy
+environments:
+  dev:
+    namespace: {ns}
+    url: {url}
+    strategy: {strategy}
+    replicas: 1
+    progress_deadline: 60s
+    smoke: {{deadline: 20s}}
+{post}"#
+    )
+}
+
+/// Runs the binary without blocking the runtime the stand-in kubelet and router live on.
+async fn deploy(dir: &Path, kubeconfig: &Path, tag: &str) -> (Output, String) {
+    let outputs = dir.join(format!("outputs-{tag}"));
+    let out = tokio::process::Command::new(BIN)
+        .args([
+            "pipeline",
+            "--branch",
+            "development",
+            "--sha",
+            "0123abc",
+            "--image-tag",
+            tag,
+        ])
+        .arg("--config")
+        .arg(dir.join("policy.yml"))
+        .arg("--workspace")
+        .arg(dir)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--summary")
+        .arg(dir.join("report.md"))
+        .arg("--output")
+        .arg(&outputs)
+        .output()
+        .await
+        .unwrap();
+    (out, std::fs::read_to_string(&outputs).unwrap_or_default())
+}
+
+async fn image_of(admin: &kube::Client, ns: &str) -> Option<String> {
+    let d = Api::<Deployment>::namespaced(admin.clone(), ns)
+        .get("web")
+        .await
+        .ok()?;
+    d.spec?.template.spec?.containers.first()?.image.clone()
+}
+
+fn deployer_kubeconfig(fx: &Fixture) -> PathBuf {
+    fx.tb
+        .env
+        .get("FM_TESTBED_DEPLOYER_KUBECONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| fx.tb.kubeconfig.clone())
+}
+
+/// `pipeline` on a development branch: gates pass, the direct deploy applies, waits Ready and
+/// smoke-tests through the Service; a second run with a new tag rolls the image forward.
+#[tokio::test]
+async fn binary_direct_deploy() -> anyhow::Result<()> {
+    let mut fx = Fixture::new("fm-cli-direct").await?;
+    fx.serve_image("example/web:v1", "v1", "127.0.0.5").await?;
+    fx.serve_image("example/web:v2", "v2", "127.0.0.6").await?;
+    let router = fx.router("web").await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("policy.yml"),
+        policy(&fx.ns, &router.url(), "direct", false),
+    )?;
+    let kc = deployer_kubeconfig(&fx);
+
+    let (out, outputs) = deploy(dir.path(), &kc, "v1").await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("deployed example/web:v1"), "{stdout}");
+    assert!(outputs.contains("decision=allow"), "{outputs}");
+    assert!(outputs.contains("rolled-back=false"), "{outputs}");
+    assert_eq!(
+        image_of(&fx.admin, &fx.ns).await.as_deref(),
+        Some("example/web:v1")
+    );
+
+    let (out, _) = deploy(dir.path(), &kc, "v2").await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        image_of(&fx.admin, &fx.ns).await.as_deref(),
+        Some("example/web:v2")
+    );
+    let report = std::fs::read_to_string(dir.path().join("report.md"))?;
+    assert!(
+        report.contains("## Deploy to `dev`: deployed example/web:v2"),
+        "{report}"
+    );
+    fx.finish().await
+}
+
+/// A rolling deploy whose post-deploy gate fails goes back to the previous image, Ready, and the
+/// run exits 1 with `rolled-back=true`; the gate saw the deployed URL in `DEPLOY_URL`.
+#[tokio::test]
+async fn binary_rolling_post_deploy_failure_rolls_back() -> anyhow::Result<()> {
+    let mut fx = Fixture::new("fm-cli-rolling").await?;
+    fx.serve_image("example/web:v1", "v1", "127.0.0.7").await?;
+    fx.serve_image("example/web:v2", "v2", "127.0.0.8").await?;
+    let router = fx.router("web").await?;
+    let dir = tempfile::tempdir()?;
+    let kc = deployer_kubeconfig(&fx);
+
+    std::fs::write(
+        dir.path().join("policy.yml"),
+        policy(&fx.ns, &router.url(), "rolling", false),
+    )?;
+    let (out, _) = deploy(dir.path(), &kc, "v1").await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    std::fs::write(
+        dir.path().join("policy.yml"),
+        policy(&fx.ns, &router.url(), "rolling", true),
+    )?;
+    let (out, outputs) = deploy(dir.path(), &kc, "v2").await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(outputs.contains("rolled-back=true"), "{outputs}");
+    assert!(stdout.contains("smoke-tests"), "{stdout}");
+    assert_eq!(
+        image_of(&fx.admin, &fx.ns).await.as_deref(),
+        Some("example/web:v1")
+    );
+    fx.finish().await
+}
