@@ -345,7 +345,6 @@ impl DecisionLatency {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -382,7 +381,8 @@ mod tests {
     fn table_of_histories() {
         use NoDataPolicy::{Fail, Hold, Pass};
         // (samples at 0,1,2.. s; for seconds; policy; expected detection second)
-        let rows: Vec<(Vec<Option<f64>>, u64, NoDataPolicy, Option<u64>)> = vec![
+        type Row = (Vec<Option<f64>>, u64, NoDataPolicy, Option<u64>);
+        let rows: Vec<Row> = vec![
             (vec![], 3, Hold, None),
             (vec![H, H, H, H, H], 3, Hold, None),
             (vec![B, B, B, B], 3, Hold, Some(3)),
@@ -463,7 +463,7 @@ mod tests {
         let quiet = mk("a", &[H, H, H, H, H]);
         assert_eq!(
             verdict(
-                &[quiet.clone()],
+                std::slice::from_ref(&quiet),
                 NoDataPolicy::Hold,
                 Duration::from_secs(2),
                 w
@@ -471,7 +471,7 @@ mod tests {
             MonitorVerdict::Continue
         );
         assert_eq!(
-            verdict(&[quiet.clone()], NoDataPolicy::Hold, w, w),
+            verdict(std::slice::from_ref(&quiet), NoDataPolicy::Hold, w, w),
             MonitorVerdict::Passed
         );
         let late = mk("late", &[H, H, B, B, B]);

@@ -76,7 +76,12 @@ pub struct Finding {
 
 impl Finding {
     /// A finding with no location yet; parsers fill the rest with the builder methods.
-    pub fn new(tool: &str, rule: impl Into<String>, severity: Severity, message: impl Into<String>) -> Self {
+    pub fn new(
+        tool: &str,
+        rule: impl Into<String>,
+        severity: Severity,
+        message: impl Into<String>,
+    ) -> Self {
         let mut f = Finding {
             gate: String::new(),
             tool: tool.to_string(),
@@ -176,8 +181,16 @@ mod tests {
     /// A finding keeps its fingerprint when only its line moves.
     #[test]
     fn fingerprint_ignores_line() {
-        let a = Finding::new("flake8", "E501", Severity::Medium, "line too long").at("./a.py", Some(1), None);
-        let b = Finding::new("flake8", "E501", Severity::Medium, "line too long").at("a.py", Some(9), Some(3));
+        let a = Finding::new("flake8", "E501", Severity::Medium, "line too long").at(
+            "./a.py",
+            Some(1),
+            None,
+        );
+        let b = Finding::new("flake8", "E501", Severity::Medium, "line too long").at(
+            "a.py",
+            Some(9),
+            Some(3),
+        );
         assert_eq!(a.fingerprint, b.fingerprint);
         assert_eq!(a.path.as_deref(), Some("a.py"));
     }

@@ -406,13 +406,18 @@ pub struct RunnerSpec {
 impl Policy {
     /// The first branch rule whose glob matches `branch`.
     pub fn branch_rule(&self, branch: &str) -> Option<&BranchRule> {
-        self.branches.iter().find(|r| glob_matches(&r.pattern, branch))
+        self.branches
+            .iter()
+            .find(|r| glob_matches(&r.pattern, branch))
     }
 }
 
 /// Branch globs as GitHub writes them: `*` does not cross `/`, `**` does.
 pub fn glob_matches(pattern: &str, branch: &str) -> bool {
-    match globset::GlobBuilder::new(pattern).literal_separator(true).build() {
+    match globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+    {
         Ok(g) => g.compile_matcher().is_match(branch),
         Err(_) => false,
     }
