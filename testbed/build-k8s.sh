@@ -5,13 +5,17 @@ set -euo pipefail
 
 CACHE="${FM_TESTBED_CACHE:-$HOME/.cache/fm-deploy-testbed}"
 BIN="$CACHE/bin"
-if [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ]; then
+here="$(cd "$(dirname "$0")" && pwd)"
+# Bump when the build changes (patches, targets): cached binaries of another stamp are rebuilt.
+STAMP="1.20.2+reflect2-go118+kubectl"
+if [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kube-controller-manager" ] && [ -x "$BIN/kubectl" ] \
+   && [ "$(cat "$BIN/.stamp" 2>/dev/null)" = "$STAMP" ]; then
   echo "kubernetes binaries cached in $BIN"
   exit 0
 fi
 
 need_pkgs=()
-for p in golang-go rsync jq etcd-server dpkg-dev; do
+for p in golang-go rsync jq etcd-server dpkg-dev patch; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
@@ -37,9 +41,18 @@ if [ -z "$tree" ]; then
   tree=$(ls -d kubernetes-1.* | head -n 1)
 fi
 cd "$tree"
-mkdir -p .go/src/k8s.io
+# The vendored modern-go/reflect2 v1.0.1 reads Go's map iterator with a pre-1.18 layout: built with
+# Debian's Go 1.19, kube-apiserver dies with SIGSEGV in json-iterator (e.g. writing audit events).
+# reflect2 v1.0.2's fix, applied to the vendored copy.
+if ! grep -q 'checkBucket' vendor/github.com/modern-go/reflect2/unsafe_link.go; then
+  patch -p1 -N < "$here/reflect2-go118.patch"
+fi
+mkdir -p .go/src/k8s.io "$CACHE/go-build"
 ln -sfn ../../.. .go/src/k8s.io/kubernetes
-GOPATH=$PWD/.go CGO_ENABLED=0 HOME=$(mktemp -d) \
-  make WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
-cp _output/local/bin/linux/amd64/kube-apiserver _output/local/bin/linux/amd64/kube-controller-manager "$BIN/"
+GOPATH=$PWD/.go CGO_ENABLED=0 HOME=$(mktemp -d) GOCACHE="$CACHE/go-build" \
+  make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kubectl"
+for b in kube-apiserver kube-controller-manager kubectl; do
+  cp "_output/local/bin/linux/amd64/$b" "$BIN/$b.new" && mv "$BIN/$b.new" "$BIN/$b"
+done
+echo "$STAMP" > "$BIN/.stamp"
 echo "kubernetes binaries built into $BIN"

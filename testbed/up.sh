@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Starts the testbed on loopback: etcd, kube-apiserver (audit log on), kube-controller-manager and
+# Prometheus, each waited for with a deadline. Idempotent: when everything is already running and
+# ready it only prints the env file. Writes:
+#   $RUN/kubeconfig    admin kubeconfig (token auth, server https://127.0.0.1:$APISERVER_PORT)
+#   $RUN/testbed.env   KEY=VALUE lines the tests read (see README.md in this directory)
+# Installs what is missing (Debian packages, the kubernetes binaries via build-k8s.sh).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/common.sh"
+mkdir -p "$RUN"
+exec 9>"$RUN/.lock"
+flock -w 900 9
+
+need_pkgs=()
+for p in etcd-server prometheus openssl curl; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+done
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
+fi
+"$here/build-k8s.sh"
+
+token_file="$RUN/token"
+readyz() { curl -skf -H "Authorization: Bearer $(cat "$token_file")" "https://127.0.0.1:$APISERVER_PORT/readyz"; }
+all_up() {
+  for p in etcd apiserver kcm prometheus; do pid_alive "$RUN/$p.pid" || return 1; done
+  readyz && curl -sf "http://127.0.0.1:$PROM_PORT/-/ready"
+}
+if [ -f "$ENV_FILE" ] && all_up >/dev/null 2>&1; then
+  echo "testbed already up: $ENV_FILE"
+  exit 0
+fi
+
+# Anything half-started goes; the cluster starts from an empty etcd.
+"$here/down.sh" >/dev/null 2>&1 || true
+rm -rf "$RUN/etcd" "$RUN/prom-data" "$RUN"/certs-* "$RUN"/*.log
+mkdir -p "$RUN/prom-sd"
+rm -f "$RUN"/prom-sd/*.json
+
+start() { # start <name> <log> <command...>: detached, own session, pid in $RUN/<name>.pid
+  local name=$1 log=$2; shift 2
+  setsid "$@" >"$log" 2>&1 < /dev/null &
+  echo $! >"$RUN/$name.pid"
+}
+
+start etcd "$RUN/etcd.log" etcd --data-dir "$RUN/etcd" --name fm-testbed \
+  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster "fm-testbed=http://127.0.0.1:$ETCD_PEER_PORT"
+
+if [ ! -f "$RUN/sa.key" ]; then
+  openssl genrsa -out "$RUN/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$RUN/sa.key" -pubout -out "$RUN/sa.pub" 2>/dev/null
+fi
+umask 077
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token_file"
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/deployer-token"
+# Two identities: `admin` for the harness (kubelet, router, test setup) and `fm-deployer` for the
+# deploy under test, so the audit log tells their requests apart.
+{ echo "$(cat "$token_file"),admin,admin,\"system:masters\""
+  echo "$(cat "$RUN/deployer-token"),fm-deployer,fm-deployer,\"system:masters\""; } >"$RUN/tokens.csv"
+sed "s/$(cat "$token_file")/$(cat "$RUN/deployer-token")/; s/name: admin/name: fm-deployer/; s/user: admin/user: fm-deployer/" \
+  >"$RUN/kubeconfig-deployer" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: fm-testbed
+  cluster: {server: "https://127.0.0.1:$APISERVER_PORT", insecure-skip-tls-verify: true}
+users:
+- name: admin
+  user: {token: "$(cat "$token_file")"}
+contexts:
+- name: fm-testbed
+  context: {cluster: fm-testbed, user: admin, namespace: default}
+current-context: fm-testbed
+KC
+cat >"$RUN/kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: fm-testbed
+  cluster: {server: "https://127.0.0.1:$APISERVER_PORT", insecure-skip-tls-verify: true}
+users:
+- name: admin
+  user: {token: "$(cat "$token_file")"}
+contexts:
+- name: fm-testbed
+  context: {cluster: fm-testbed, user: admin, namespace: default}
+current-context: fm-testbed
+KC
+umask 022
+cat >"$RUN/audit-policy.yaml" <<'AP'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+AP
+
+LOG_HINT="$RUN/etcd.log" wait_for 30 etcd curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+start apiserver "$RUN/apiserver.log" "$here/apiserver.sh" "$APISERVER_PORT"
+LOG_HINT="$RUN/apiserver.log" wait_for 90 kube-apiserver readyz
+start kcm "$RUN/kcm.log" "$BIN/kube-controller-manager" --kubeconfig="$RUN/kubeconfig" \
+  --service-account-private-key-file="$RUN/sa.key" --leader-elect=false \
+  --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --cert-dir="$RUN/certs-kcm" \
+  --controllers='*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-ttl,-bootstrapsigner,-tokencleaner'
+LOG_HINT="$RUN/kcm.log" wait_for 60 kube-controller-manager curl -skf "https://127.0.0.1:$KCM_PORT/healthz"
+
+cat >"$RUN/prometheus.yml" <<PY
+global: {scrape_interval: 1s, evaluation_interval: 1s, scrape_timeout: 900ms}
+scrape_configs:
+- job_name: fm-apps
+  file_sd_configs: [{files: ["$RUN/prom-sd/*.json"], refresh_interval: 1s}]
+PY
+start prometheus "$RUN/prometheus.log" prometheus --config.file="$RUN/prometheus.yml" \
+  --storage.tsdb.path="$RUN/prom-data" --web.listen-address="127.0.0.1:$PROM_PORT"
+LOG_HINT="$RUN/prometheus.log" wait_for 30 prometheus curl -sf "http://127.0.0.1:$PROM_PORT/-/ready"
+
+cat >"$ENV_FILE" <<EF
+FM_TESTBED_RUN=$RUN
+FM_TESTBED_BIN=$BIN
+FM_TESTBED_KUBECONFIG=$RUN/kubeconfig
+FM_TESTBED_DEPLOYER_KUBECONFIG=$RUN/kubeconfig-deployer
+FM_TESTBED_KUBECTL=$BIN/kubectl
+FM_TESTBED_APISERVER_URL=https://127.0.0.1:$APISERVER_PORT
+FM_TESTBED_APISERVER_SCRIPT=$here/apiserver.sh
+FM_TESTBED_AUDIT_LOG=$RUN/audit-$APISERVER_PORT.log
+FM_TESTBED_ETCD_URL=http://127.0.0.1:$ETCD_PORT
+FM_TESTBED_PROMETHEUS_URL=http://127.0.0.1:$PROM_PORT
+FM_TESTBED_PROM_SD_DIR=$RUN/prom-sd
+EF
+echo "testbed up: $ENV_FILE"
