@@ -2,6 +2,7 @@
 //! test serves.
 
 mod support_bluegreen;
+mod support_k8s;
 
 use axum::Router;
 use axum::routing::get;

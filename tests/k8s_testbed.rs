@@ -5,14 +5,14 @@ mod support_k8s;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Patch, PatchParams};
 use kube::Api;
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use std::time::Duration;
 use support_k8s::app::AppProcess;
 use support_k8s::kubelet::{AddressBook, Kubelet};
 use support_k8s::router::TestRouter;
-use support_k8s::{wait_until, TestNamespace, Testbed};
+use support_k8s::{TestNamespace, Testbed, wait_until};
 
 fn deployment(name: &str, color: &str, image: &str) -> serde_json::Value {
     json!({
@@ -45,8 +45,18 @@ async fn selector_switch_moves_router_traffic() -> anyhow::Result<()> {
 
     let pp = PatchParams::apply("fm-deploy-test").force();
     let deps: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
-    deps.patch("web-blue", &pp, &Patch::Apply(deployment("web-blue", "blue", "example/web:v1"))).await?;
-    deps.patch("web-green", &pp, &Patch::Apply(deployment("web-green", "green", "example/web:v2"))).await?;
+    deps.patch(
+        "web-blue",
+        &pp,
+        &Patch::Apply(deployment("web-blue", "blue", "example/web:v1")),
+    )
+    .await?;
+    deps.patch(
+        "web-green",
+        &pp,
+        &Patch::Apply(deployment("web-green", "green", "example/web:v2")),
+    )
+    .await?;
     let svcs: Api<Service> = Api::namespaced(client.clone(), &ns.name);
     let svc = json!({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
@@ -66,11 +76,25 @@ async fn selector_switch_moves_router_traffic() -> anyhow::Result<()> {
             (r.status().is_success() && b == want.to_string()).then_some(())
         }
     };
-    wait_until(Duration::from_secs(30), "traffic on blue", || served_by(blue.addr)).await?;
-    svcs.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"selector": {"version": "green"}}})))
-        .await?;
-    wait_until(Duration::from_secs(30), "traffic on green", || served_by(green.addr)).await?;
-    assert_eq!(router.backends(), vec![green.addr, green.addr], "both green pods, nothing else");
+    wait_until(Duration::from_secs(30), "traffic on blue", || {
+        served_by(blue.addr)
+    })
+    .await?;
+    svcs.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"selector": {"version": "green"}}})),
+    )
+    .await?;
+    wait_until(Duration::from_secs(30), "traffic on green", || {
+        served_by(green.addr)
+    })
+    .await?;
+    assert_eq!(
+        router.backends(),
+        vec![green.addr, green.addr],
+        "both green pods, nothing else"
+    );
 
     drop(router);
     kubelet.stop().await;

@@ -6,3 +6,4 @@
 )]
 
 pub mod prometheus;
+pub mod scenario;

@@ -15,13 +15,27 @@ pub struct OwnPrometheus {
 impl OwnPrometheus {
     /// Starts Prometheus scraping `targets` every second; waits (deadline 30 s) for `/-/ready`.
     pub async fn start(targets: &[SocketAddr]) -> anyhow::Result<OwnPrometheus> {
+        let labelled: Vec<(SocketAddr, Vec<(String, String)>)> =
+            targets.iter().map(|t| (*t, Vec::new())).collect();
+        Self::start_labelled(&labelled).await
+    }
+
+    /// Like `start`, each target with its own labels (e.g. `color`).
+    pub async fn start_labelled(
+        targets: &[(SocketAddr, Vec<(String, String)>)],
+    ) -> anyhow::Result<OwnPrometheus> {
         let dir = tempfile::tempdir()?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
-        let config = format!(
-            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: test\n    static_configs:\n      - targets: [{}]\n",
-            list.join(", ")
+        let mut config = String::from(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n  - job_name: test\n    static_configs:\n",
         );
+        for (addr, labels) in targets {
+            let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}: '{v}'")).collect();
+            config.push_str(&format!(
+                "      - targets: ['{addr}']\n        labels: {{{}}}\n",
+                l.join(", ")
+            ));
+        }
         let cfg_path = dir.path().join("prometheus.yml");
         std::fs::write(&cfg_path, config)?;
         let child = Command::new("prometheus")

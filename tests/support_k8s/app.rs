@@ -21,21 +21,43 @@ impl AppProcess {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/sample-app/app.py");
         let child = Command::new("python3")
             .arg(script)
-            .args(["--host", ip, "--port", &port.to_string(), "--version", version])
+            .args([
+                "--host",
+                ip,
+                "--port",
+                &port.to_string(),
+                "--version",
+                version,
+            ])
             .args(["--parent-pid", &std::process::id().to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()?;
         let addr: SocketAddr = format!("{ip}:{port}").parse()?;
-        let app = AppProcess { addr, version: version.to_string(), child };
+        let app = AppProcess {
+            addr,
+            version: version.to_string(),
+            child,
+        };
         let url = format!("{}/health", app.url());
         let http = reqwest::Client::new();
-        super::wait_until(Duration::from_secs(10), &format!("sample app at {url}"), || {
-            let http = http.clone();
-            let url = url.clone();
-            async move { http.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
-        })
+        super::wait_until(
+            Duration::from_secs(10),
+            &format!("sample app at {url}"),
+            || {
+                let http = http.clone();
+                let url = url.clone();
+                async move {
+                    http.get(&url)
+                        .send()
+                        .await
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                        .map(|_| ())
+                }
+            },
+        )
         .await?;
         Ok(app)
     }
@@ -51,7 +73,11 @@ impl AppProcess {
             .form(knobs)
             .send()
             .await?;
-        anyhow::ensure!(resp.status().is_success(), "setting knobs: {}", resp.status());
+        anyhow::ensure!(
+            resp.status().is_success(),
+            "setting knobs: {}",
+            resp.status()
+        );
         Ok(())
     }
 

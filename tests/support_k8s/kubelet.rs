@@ -11,12 +11,12 @@
 //! The pod IP is never dialled: the [`AddressBook`] maps it to the loopback address of the sample
 //! app process serving that image, which is what the router sends traffic to.
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, ResourceExt};
-use futures::StreamExt;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -46,7 +46,10 @@ impl AddressBook {
 
     /// The process behind a pod IP, if its image has one.
     pub fn backend(&self, pod_ip: &str) -> Option<SocketAddr> {
-        self.inner.lock().ok().and_then(|b| b.pods.get(pod_ip).copied())
+        self.inner
+            .lock()
+            .ok()
+            .and_then(|b| b.pods.get(pod_ip).copied())
     }
 
     fn assign(&self, pod_ip: &str, image: &str) {
@@ -85,7 +88,11 @@ pub struct Kubelet {
 }
 
 impl Kubelet {
-    pub async fn start(client: &Client, namespace: &str, book: AddressBook) -> anyhow::Result<Kubelet> {
+    pub async fn start(
+        client: &Client,
+        namespace: &str,
+        book: AddressBook,
+    ) -> anyhow::Result<Kubelet> {
         let node = super::unique("fm-node");
         let nodes = Api::<Node>::all(client.clone());
         let n: Node = serde_json::from_value(json!({
@@ -105,8 +112,18 @@ impl Kubelet {
                 }})),
             )
             .await?;
-        let task = tokio::spawn(run(client.clone(), namespace.to_string(), node.clone(), book.clone()));
-        Ok(Kubelet { node, book, client: client.clone(), task })
+        let task = tokio::spawn(run(
+            client.clone(),
+            namespace.to_string(),
+            node.clone(),
+            book.clone(),
+        ));
+        Ok(Kubelet {
+            node,
+            book,
+            client: client.clone(),
+            task,
+        })
     }
 
     pub async fn stop(self) {
@@ -206,7 +223,9 @@ async fn report(pods: &Api<Pod>, name: &str, pod: &Pod, st: &PodState) -> kube::
         .unwrap_or_else(|| "app".into());
     let ready = st.behaviour == Behaviour::Ready;
     let (state, last_state) = match st.behaviour {
-        Behaviour::Ready | Behaviour::NeverReady => (json!({"running": {"startedAt": now}}), json!({})),
+        Behaviour::Ready | Behaviour::NeverReady => {
+            (json!({"running": {"startedAt": now}}), json!({}))
+        }
         Behaviour::CrashLoop => (
             json!({"waiting": {"reason": "CrashLoopBackOff",
                    "message": format!("back-off 10s restarting failed container={container} pod={name}")}}),
@@ -240,5 +259,6 @@ async fn report(pods: &Api<Pod>, name: &str, pod: &Pod, st: &PodState) -> kube::
             "restartCount": st.restarts, "state": state, "lastState": last_state,
         }],
     }});
-    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(status)).await
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+        .await
 }

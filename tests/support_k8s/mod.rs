@@ -35,7 +35,10 @@ impl Testbed {
     /// The cluster the tests use, starting the local testbed when needed.
     pub fn get() -> anyhow::Result<Testbed> {
         if let Some(kc) = std::env::var_os("FM_TEST_KUBECONFIG").filter(|v| !v.is_empty()) {
-            return Ok(Testbed { kubeconfig: PathBuf::from(kc), env: BTreeMap::new() });
+            return Ok(Testbed {
+                kubeconfig: PathBuf::from(kc),
+                env: BTreeMap::new(),
+            });
         }
         let env_file = env_file_path();
         if !env_file.exists() {
@@ -50,10 +53,9 @@ impl Testbed {
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
             .collect();
-        let kubeconfig = PathBuf::from(
-            env.get("FM_TESTBED_KUBECONFIG")
-                .ok_or_else(|| anyhow::anyhow!("FM_TESTBED_KUBECONFIG missing in {}", env_file.display()))?,
-        );
+        let kubeconfig = PathBuf::from(env.get("FM_TESTBED_KUBECONFIG").ok_or_else(|| {
+            anyhow::anyhow!("FM_TESTBED_KUBECONFIG missing in {}", env_file.display())
+        })?);
         Ok(Testbed { kubeconfig, env })
     }
 
@@ -94,7 +96,9 @@ pub fn env_file_path() -> PathBuf {
     if let Some(p) = std::env::var_os("FM_TESTBED_ENV").filter(|v| !v.is_empty()) {
         return PathBuf::from(p);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
     home.join(".cache/fm-deploy-testbed/run/testbed.env")
 }
 
@@ -114,13 +118,24 @@ pub struct TestNamespace {
 }
 
 impl TestNamespace {
-    pub async fn create(tb: &Testbed, client: &Client, prefix: &str) -> anyhow::Result<TestNamespace> {
+    pub async fn create(
+        tb: &Testbed,
+        client: &Client,
+        prefix: &str,
+    ) -> anyhow::Result<TestNamespace> {
         let name = unique(prefix);
         let ns: Namespace = serde_json::from_value(serde_json::json!({
             "metadata": {"name": name, "labels": {"fm-deploy-test": "true"}}
         }))?;
-        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
-        Ok(TestNamespace { name, client: client.clone(), testbed: tb.clone(), cleaned: false })
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await?;
+        Ok(TestNamespace {
+            name,
+            client: client.clone(),
+            testbed: tb.clone(),
+            cleaned: false,
+        })
     }
 
     /// Deletes the namespace and waits (deadline 60 s) until the apiserver no longer has it.
@@ -140,7 +155,12 @@ impl Drop for TestNamespace {
         let tb = self.testbed.clone();
         let name = self.name.clone();
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
             rt.block_on(async move {
                 if let Ok(c) = tb.client().await {
                     let _ = delete_namespace(&c, &name).await;
@@ -161,7 +181,15 @@ pub async fn delete_namespace(client: &Client, name: &str) -> anyhow::Result<()>
         if let Ok(list) = pods.list(&ListParams::default()).await {
             for p in list {
                 if let Some(n) = p.metadata.name.as_deref() {
-                    let _ = pods.delete(n, &DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() }).await;
+                    let _ = pods
+                        .delete(
+                            n,
+                            &DeleteParams {
+                                grace_period_seconds: Some(0),
+                                ..DeleteParams::default()
+                            },
+                        )
+                        .await;
                 }
             }
         }
@@ -169,14 +197,19 @@ pub async fn delete_namespace(client: &Client, name: &str) -> anyhow::Result<()>
             Ok(None) => return Ok(()),
             Ok(Some(_)) | Err(_) => {}
         }
-        anyhow::ensure!(Instant::now() < deadline, "namespace {name} still present after 60 s");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "namespace {name} still present after 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
 /// Deletes a Node the stand-in kubelet registered.
 pub async fn delete_node(client: &Client, name: &str) {
-    let _ = Api::<Node>::all(client.clone()).delete(name, &DeleteParams::default()).await;
+    let _ = Api::<Node>::all(client.clone())
+        .delete(name, &DeleteParams::default())
+        .await;
 }
 
 /// Polls `check` every 50 ms until it returns `Some`, or fails after `limit` naming `what`.
@@ -190,7 +223,10 @@ where
         if let Some(v) = check().await {
             return Ok(v);
         }
-        anyhow::ensure!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

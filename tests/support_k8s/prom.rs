@@ -12,7 +12,11 @@ pub struct ScrapeTarget {
 impl ScrapeTarget {
     /// Registers `addr` with labels (e.g. `color`, `version`, `namespace`) in the testbed's
     /// Prometheus; `sd_dir` is `FM_TESTBED_PROM_SD_DIR`.
-    pub fn register(sd_dir: &str, addr: SocketAddr, labels: &BTreeMap<String, String>) -> anyhow::Result<ScrapeTarget> {
+    pub fn register(
+        sd_dir: &str,
+        addr: SocketAddr,
+        labels: &BTreeMap<String, String>,
+    ) -> anyhow::Result<ScrapeTarget> {
         let name = format!("{}.json", super::unique("target"));
         let path = PathBuf::from(sd_dir).join(name);
         let body = serde_json::json!([{"targets": [addr.to_string()], "labels": labels}]);

@@ -11,8 +11,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use kube::api::DynamicObject;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, ResourceExt};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -34,7 +34,11 @@ impl Shared {
             Ok(s) => s,
             Err(_) => return Vec::new(),
         };
-        let mut out: Vec<SocketAddr> = slices.values().flatten().filter_map(|ip| self.book.backend(ip)).collect();
+        let mut out: Vec<SocketAddr> = slices
+            .values()
+            .flatten()
+            .filter_map(|ip| self.book.backend(ip))
+            .collect();
         out.sort();
         out
     }
@@ -48,14 +52,25 @@ pub struct TestRouter {
 
 impl TestRouter {
     /// Starts a router on `127.0.0.1:<free port>` for Service `service` in `namespace`.
-    pub async fn start(client: &Client, namespace: &str, service: &str, book: AddressBook) -> anyhow::Result<TestRouter> {
+    pub async fn start(
+        client: &Client,
+        namespace: &str,
+        service: &str,
+        book: AddressBook,
+    ) -> anyhow::Result<TestRouter> {
         let group = kube::discovery::group(client, "discovery.k8s.io").await?;
-        let version = if group.versions().any(|v| v == "v1") { "v1" } else { "v1beta1" };
+        let version = if group.versions().any(|v| v == "v1") {
+            "v1"
+        } else {
+            "v1beta1"
+        };
         let (ar, _) = group
             .versioned_resources(version)
             .into_iter()
             .find(|(ar, _)| ar.kind == "EndpointSlice")
-            .ok_or_else(|| anyhow::anyhow!("no EndpointSlice resource in discovery.k8s.io/{version}"))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!("no EndpointSlice resource in discovery.k8s.io/{version}")
+            })?;
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
         let shared = Arc::new(Shared {
             book,
@@ -63,7 +78,8 @@ impl TestRouter {
             next: AtomicUsize::new(0),
             http: reqwest::Client::builder().no_proxy().build()?,
         });
-        let cfg = watcher::Config::default().labels(&format!("kubernetes.io/service-name={service}"));
+        let cfg =
+            watcher::Config::default().labels(&format!("kubernetes.io/service-name={service}"));
         let follow = {
             let shared = shared.clone();
             tokio::spawn(async move {
@@ -94,11 +110,17 @@ impl TestRouter {
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let app = axum::Router::new().fallback(proxy).with_state(shared.clone());
+        let app = axum::Router::new()
+            .fallback(proxy)
+            .with_state(shared.clone());
         let serve = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(TestRouter { addr, shared, tasks: vec![follow, serve] })
+        Ok(TestRouter {
+            addr,
+            shared,
+            tasks: vec![follow, serve],
+        })
     }
 
     pub fn url(&self) -> String {
@@ -124,7 +146,10 @@ fn ready_ips(o: &DynamicObject) -> Vec<String> {
     if let Some(eps) = o.data.get("endpoints").and_then(|e| e.as_array()) {
         for ep in eps {
             // `ready` absent means ready (the API's rule).
-            let ready = ep.pointer("/conditions/ready").and_then(|r| r.as_bool()).unwrap_or(true);
+            let ready = ep
+                .pointer("/conditions/ready")
+                .and_then(|r| r.as_bool())
+                .unwrap_or(true);
             if !ready {
                 continue;
             }
@@ -139,16 +164,29 @@ fn ready_ips(o: &DynamicObject) -> Vec<String> {
 async fn proxy(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let backends = shared.backends();
     if backends.is_empty() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "no ready endpoints behind the service").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no ready endpoints behind the service",
+        )
+            .into_response();
     }
     let pick = backends[shared.next.fetch_add(1, Ordering::Relaxed) % backends.len()];
-    let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
     let method = req.method().clone();
     let body = match axum::body::to_bytes(req.into_body(), 16 << 20).await {
         Ok(b) => b,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
-    let upstream = shared.http.request(method, format!("http://{pick}{path}")).body(body).send().await;
+    let upstream = shared
+        .http
+        .request(method, format!("http://{pick}{path}"))
+        .body(body)
+        .send()
+        .await;
     match upstream {
         Ok(r) => {
             let status = r.status();
