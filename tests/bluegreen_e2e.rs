@@ -6,64 +6,11 @@ mod support_bluegreen;
 mod support_k8s;
 
 use fm_deploy::deploy::bluegreen::{Outcome, Phase};
-use fm_deploy::deploy::bluegreen_run::{BgReport, NoProgress, RunEnd, deploy_blue_green};
-use fm_deploy::policy::model::{NoDataPolicy, TriggerSpec};
+use fm_deploy::deploy::bluegreen_run::{NoProgress, RunEnd, deploy_blue_green};
+use fm_deploy::policy::model::NoDataPolicy;
 use std::time::Duration;
+use support_bluegreen::flow::*;
 use support_bluegreen::scenario::*;
-use tokio::sync::watch;
-
-fn never_cancel() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    std::mem::forget(tx);
-    rx
-}
-
-fn output<'a>(r: &'a BgReport, key: &str) -> String {
-    r.outputs()
-        .into_iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v)
-        .unwrap_or_default()
-}
-
-/// Blue live on v1 (the first deploy: blue, no monitoring).
-async fn first_release(s: &Scenario) -> anyhow::Result<()> {
-    let cfg = s.config(Duration::from_secs(5), NoDataPolicy::Hold, vec![]);
-    let r = deploy_blue_green(
-        &s.cluster,
-        &s.metrics,
-        &NoProgress,
-        &cfg,
-        V1,
-        never_cancel(),
-    )
-    .await?;
-    anyhow::ensure!(
-        r.end == RunEnd::Finished(Outcome::Succeeded),
-        "first release: {:?}",
-        r.end
-    );
-    anyhow::ensure!(s.selector().await.as_deref() == Some("blue"));
-    s.wait_live_on(V1).await
-}
-
-async fn release_v2(
-    s: &Scenario,
-    monitor: u64,
-    no_data: NoDataPolicy,
-    triggers: Vec<TriggerSpec>,
-) -> anyhow::Result<BgReport> {
-    let cfg = s.config(Duration::from_secs(monitor), no_data, triggers);
-    Ok(deploy_blue_green(
-        &s.cluster,
-        &s.metrics,
-        &NoProgress,
-        &cfg,
-        V2,
-        never_cancel(),
-    )
-    .await?)
-}
 
 /// Protects the happy path: green deployed, checked, switched in one PATCH, monitored, kept blue;
 /// traffic ends on green and no request fails under 100 req/s during the switch.

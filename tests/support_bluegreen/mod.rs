@@ -5,5 +5,6 @@
     reason = "shared by several test crates; each uses a different part"
 )]
 
+pub mod flow;
 pub mod prometheus;
 pub mod scenario;
