@@ -7,6 +7,8 @@ pub mod bluegreen_run;
 pub mod cluster;
 pub mod colors;
 pub mod health;
+pub mod manifests;
 pub mod metrics;
+pub mod run;
 pub mod strategy;
 pub mod triggers;

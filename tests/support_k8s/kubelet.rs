@@ -6,6 +6,7 @@
 //! - a tag ending in `never-ready`: Running, container up, never Ready (`ContainersNotReady`);
 //! - a tag ending in `crashloop`: container waiting in `CrashLoopBackOff`, `restartCount` bumped
 //!   every second;
+//! - a tag ending in `slow-ready`: Running, Ready only [`SLOW_READY`] after binding;
 //! - anything else: Running and Ready.
 //!
 //! The pod IP is never dialled: the [`AddressBook`] maps it to the loopback address of the sample
@@ -21,13 +22,14 @@ use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 /// Which app process serves an image, and which pod IP stands for which process.
 #[derive(Clone, Default)]
 pub struct AddressBook {
     inner: Arc<Mutex<BookInner>>,
+    ready_log: Arc<Mutex<Vec<(String, Instant)>>>,
 }
 
 #[derive(Default)]
@@ -52,6 +54,17 @@ impl AddressBook {
             .and_then(|b| b.pods.get(pod_ip).copied())
     }
 
+    /// When each pod was reported Ready (the moment the status patch returned), in order.
+    pub fn ready_log(&self) -> Vec<(String, Instant)> {
+        self.ready_log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    fn log_ready(&self, pod: &str) {
+        if let Ok(mut l) = self.ready_log.lock() {
+            l.push((pod.to_string(), Instant::now()));
+        }
+    }
+
     fn assign(&self, pod_ip: &str, image: &str) {
         if let Ok(mut b) = self.inner.lock()
             && let Some(a) = b.images.get(image).copied()
@@ -66,6 +79,15 @@ pub enum Behaviour {
     Ready,
     NeverReady,
     CrashLoop,
+    SlowReady,
+}
+
+/// How long a `slow-ready` pod stays not Ready.
+pub const SLOW_READY: Duration = Duration::from_secs(2);
+
+/// The Node a kubelet registers for `namespace` (deleted with the test namespace).
+pub fn node_name(namespace: &str) -> String {
+    format!("{namespace}-node")
 }
 
 pub fn behaviour_of(image: &str) -> Behaviour {
@@ -74,6 +96,8 @@ pub fn behaviour_of(image: &str) -> Behaviour {
         Behaviour::NeverReady
     } else if tag.ends_with("crashloop") {
         Behaviour::CrashLoop
+    } else if tag.ends_with("slow-ready") {
+        Behaviour::SlowReady
     } else {
         Behaviour::Ready
     }
@@ -93,7 +117,7 @@ impl Kubelet {
         namespace: &str,
         book: AddressBook,
     ) -> anyhow::Result<Kubelet> {
-        let node = super::unique("fm-node");
+        let node = node_name(namespace);
         let nodes = Api::<Node>::all(client.clone());
         let n: Node = serde_json::from_value(json!({
             "metadata": {"name": node, "labels": {"kubernetes.io/hostname": node, "fm-deploy-test": "true"}},
@@ -143,6 +167,9 @@ struct PodState {
     image: String,
     behaviour: Behaviour,
     restarts: i32,
+    /// For slow-ready pods: when to report Ready; `None` once reported.
+    ready_at: Option<Instant>,
+    ready: bool,
 }
 
 async fn run(client: Client, namespace: String, node: String, book: AddressBook) {
@@ -152,7 +179,8 @@ async fn run(client: Client, namespace: String, node: String, book: AddressBook)
     let mut next_ip: u32 = 1;
     let stream = watcher::watcher(pods.clone(), watcher::Config::default()).default_backoff();
     futures::pin_mut!(stream);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut last_bump = Instant::now();
     loop {
         tokio::select! {
             ev = stream.next() => {
@@ -192,19 +220,43 @@ async fn run(client: Client, namespace: String, node: String, book: AddressBook)
                         let ip = format!("10.244.{octet}.{next_ip}");
                         next_ip += 1;
                         book.assign(&ip, &image);
-                        let st = PodState { ip, behaviour: behaviour_of(&image), image, restarts: 0 };
-                        let _ = report(&pods, &name, &pod, &st).await;
+                        let behaviour = behaviour_of(&image);
+                        let st = PodState {
+                            ip,
+                            behaviour,
+                            image,
+                            restarts: 0,
+                            ready_at: (behaviour == Behaviour::SlowReady).then(|| Instant::now() + SLOW_READY),
+                            ready: behaviour == Behaviour::Ready,
+                        };
+                        if report(&pods, &name, &pod, &st).await.is_ok() && st.ready {
+                            book.log_ready(&name);
+                        }
                         known.insert(name, st);
                     }
                     Some(_) => {}
                 }
             }
             _ = tick.tick() => {
+                let bump = last_bump.elapsed() >= Duration::from_secs(1);
+                if bump {
+                    last_bump = Instant::now();
+                }
                 for (name, st) in known.iter_mut() {
-                    if st.behaviour == Behaviour::CrashLoop {
-                        st.restarts += 1;
-                        if let Ok(Some(p)) = pods.get_opt(name).await {
-                            let _ = report(&pods, name, &p, st).await;
+                    let due = st.ready_at.is_some_and(|t| Instant::now() >= t);
+                    if due {
+                        st.ready_at = None;
+                        st.ready = true;
+                    }
+                    if (st.behaviour == Behaviour::CrashLoop && bump) || due {
+                        if st.behaviour == Behaviour::CrashLoop {
+                            st.restarts += 1;
+                        }
+                        if let Ok(Some(p)) = pods.get_opt(name).await
+                            && report(&pods, name, &p, st).await.is_ok()
+                            && due
+                        {
+                            book.log_ready(name);
                         }
                     }
                 }
@@ -221,9 +273,9 @@ async fn report(pods: &Api<Pod>, name: &str, pod: &Pod, st: &PodState) -> kube::
         .and_then(|s| s.containers.first())
         .map(|c| c.name.clone())
         .unwrap_or_else(|| "app".into());
-    let ready = st.behaviour == Behaviour::Ready;
+    let ready = st.ready;
     let (state, last_state) = match st.behaviour {
-        Behaviour::Ready | Behaviour::NeverReady => {
+        Behaviour::Ready | Behaviour::NeverReady | Behaviour::SlowReady => {
             (json!({"running": {"startedAt": now}}), json!({}))
         }
         Behaviour::CrashLoop => (

@@ -175,6 +175,7 @@ pub async fn delete_namespace(client: &Client, name: &str) -> anyhow::Result<()>
     let nss = Api::<Namespace>::all(client.clone());
     let pods = Api::<Pod>::namespaced(client.clone(), name);
     let _ = nss.delete(name, &DeleteParams::default()).await;
+    delete_node(client, &kubelet::node_name(name)).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         // Terminating pods would wait for a kubelet forever: finish them.
@@ -193,9 +194,8 @@ pub async fn delete_namespace(client: &Client, name: &str) -> anyhow::Result<()>
                 }
             }
         }
-        match nss.get_opt(name).await {
-            Ok(None) => return Ok(()),
-            Ok(Some(_)) | Err(_) => {}
+        if let Ok(None) = nss.get_opt(name).await {
+            return Ok(());
         }
         anyhow::ensure!(
             Instant::now() < deadline,
@@ -228,5 +228,96 @@ where
             "timed out after {limit:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Everything a deploy test needs: its namespace, a stand-in kubelet, sample app processes behind
+/// images, and clients for the harness (`admin`) and for the deploy under test (`deployer`: the
+/// `fm-deployer` identity on the local testbed, so the audit log separates its requests).
+pub struct Fixture {
+    pub tb: Testbed,
+    pub admin: Client,
+    pub ns: String,
+    pub book: kubelet::AddressBook,
+    kubelet: Option<kubelet::Kubelet>,
+    namespace: Option<TestNamespace>,
+    apps: Vec<app::AppProcess>,
+}
+
+impl Fixture {
+    pub async fn new(prefix: &str) -> anyhow::Result<Fixture> {
+        let tb = Testbed::get()?;
+        let admin = tb.client().await?;
+        let namespace = TestNamespace::create(&tb, &admin, prefix).await?;
+        let book = kubelet::AddressBook::default();
+        let kubelet = kubelet::Kubelet::start(&admin, &namespace.name, book.clone()).await?;
+        Ok(Fixture {
+            ns: namespace.name.clone(),
+            tb,
+            admin,
+            book,
+            kubelet: Some(kubelet),
+            namespace: Some(namespace),
+            apps: Vec::new(),
+        })
+    }
+
+    /// The deploy's client: `fm-deployer` on the local testbed, else the given kubeconfig's user;
+    /// `server` points it at another apiserver of the same cluster.
+    pub async fn deployer(&self, server: Option<&str>) -> anyhow::Result<Client> {
+        let path = match self.tb.env.get("FM_TESTBED_DEPLOYER_KUBECONFIG") {
+            Some(p) => PathBuf::from(p),
+            None => self.tb.kubeconfig.clone(),
+        };
+        let kc = Kubeconfig::read_from(&path)?;
+        let mut cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+        if let Some(s) = server {
+            cfg.cluster_url = s.parse()?;
+        }
+        Ok(Client::try_from(cfg)?)
+    }
+
+    /// Starts a sample app process for `image` (reporting `version`) on loopback address `ip`; pods
+    /// running `image` are then served by it.
+    pub async fn serve_image(
+        &mut self,
+        image: &str,
+        version: &str,
+        ip: &str,
+    ) -> anyhow::Result<&app::AppProcess> {
+        let a = app::AppProcess::start(version, ip).await?;
+        self.book.serve_image(image, a.addr);
+        self.apps.push(a);
+        let idx = self.apps.len() - 1;
+        Ok(&self.apps[idx])
+    }
+
+    pub async fn router(&self, service: &str) -> anyhow::Result<router::TestRouter> {
+        router::TestRouter::start(&self.admin, &self.ns, service, self.book.clone()).await
+    }
+
+    /// Stops the kubelet, deletes the namespace and waits until it is gone, stops the apps.
+    pub async fn finish(mut self) -> anyhow::Result<()> {
+        if let Some(k) = self.kubelet.take() {
+            k.stop().await;
+        }
+        if let Some(ns) = self.namespace.take() {
+            ns.cleanup().await?;
+        }
+        for a in self.apps.drain(..) {
+            a.stop().await;
+        }
+        Ok(())
+    }
+}
+
+/// The sample app as the policy's `app:` (image repository `example/web`, port 8080).
+pub fn sample_app_spec() -> fm_deploy::policy::model::AppSpec {
+    fm_deploy::policy::model::AppSpec {
+        name: "web".into(),
+        image: "example/web".into(),
+        port: 8080,
+        health_path: "/health".into(),
+        endpoints: vec!["/api/solve".into()],
     }
 }
