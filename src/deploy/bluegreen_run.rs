@@ -576,13 +576,32 @@ async fn drive<C: BgCluster, M: MetricsSource, P: Progress>(
 }
 
 impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
-    /// Runs `work` unless cancelled first (`None`).
+    /// Runs `work` unless cancelled first (`None`), renewing the Lease every third of its TTL.
     async fn cancellable<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
         let mut cancel = self.cancel.clone();
-        tokio::select! {
-            biased;
-            () = cancelled(&mut cancel) => None,
-            v = work => Some(v),
+        let mut renew = tokio::time::interval_at(
+            (Instant::now() + self.renew_every()).into(),
+            self.renew_every(),
+        );
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                () = cancelled(&mut cancel) => return None,
+                v = &mut work => return Some(v),
+                _ = renew.tick() => self.renew().await,
+            }
+        }
+    }
+
+    fn renew_every(&self) -> Duration {
+        (self.cfg.lease_ttl / 3).max(Duration::from_millis(500))
+    }
+
+    /// Renews the Lease; a failure is logged (the next renewal retries; the TTL covers the gap).
+    async fn renew(&self) {
+        if let Err(e) = self.cluster.renew_lease(&self.cfg.holder).await {
+            tracing::warn!(error = %e, "lease renewal failed");
         }
     }
 
@@ -612,8 +631,13 @@ impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
         self.monitor_start = Some(start);
         self.series = spec.triggers.iter().map(TriggerSeries::new).collect();
         let mut last_progress: Option<Instant> = None;
+        let mut last_renew = Instant::now();
         let mut tick = start;
         loop {
+            if last_renew.elapsed() >= self.renew_every() {
+                self.renew().await;
+                last_renew = Instant::now();
+            }
             let values = futures::future::join_all(
                 spec.triggers.iter().map(|t| self.sample(&t.source, color)),
             )

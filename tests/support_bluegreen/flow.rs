@@ -117,6 +117,9 @@ pub fn knobs_after_switch(
     })
 }
 
+/// (shift step, blue backends, green backends, canary weight) at one progress report.
+pub type Seen = (Option<usize>, usize, usize, Option<String>);
+
 /// Records what the router sends to while each shift step is held, and the canary weight.
 pub struct Recorder<'a> {
     pub router: &'a TestRouter,
@@ -125,8 +128,7 @@ pub struct Recorder<'a> {
     pub client: kube::Client,
     pub ns: String,
     pub canary: Option<String>,
-    /// (shift step, blue backends, green backends, canary weight)
-    pub seen: Mutex<Vec<(Option<usize>, usize, usize, Option<String>)>>,
+    pub seen: Mutex<Vec<Seen>>,
     pub transitions: Mutex<Vec<String>>,
     pub snapshots: Mutex<Vec<MonitorSnapshot>>,
 }

@@ -82,7 +82,21 @@ impl Scenario {
             canary_ingress: canary.then(|| format!("{SERVICE}-canary")),
             ingress_host: canary.then(|| "web.example.test".to_string()),
         };
-        let cluster = KubeColors::new(client.clone(), spec, "production");
+        // The release runs as its own identity (`fm-deployer` on the local testbed) so the audit
+        // log separates its requests from the harness's.
+        let deployer = match tb.env.get("FM_TESTBED_DEPLOYER_KUBECONFIG") {
+            Some(p) => {
+                let kc = kube::config::Kubeconfig::read_from(p)?;
+                let cfg = kube::Config::from_custom_kubeconfig(
+                    kc,
+                    &kube::config::KubeConfigOptions::default(),
+                )
+                .await?;
+                Client::try_from(cfg)?
+            }
+            None => client.clone(),
+        };
+        let cluster = KubeColors::new(deployer, spec, "production");
         let metrics = PrometheusClient::new(&prom.url, Duration::from_secs(5))?;
         Ok(Scenario {
             tb,
