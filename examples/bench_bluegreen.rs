@@ -80,8 +80,8 @@ async fn main() -> anyhow::Result<()> {
 
     // (a) rollbacks
     s.app(V2).set_knobs(&[("error_rate", "0.5")]).await?;
-    let (mut total, mut detection, mut reaction, mut lost_rb, mut sent_rb) =
-        (vec![], vec![], vec![], 0, 0);
+    let (mut total, mut detection, mut reaction, mut onset) = (vec![], vec![], vec![], vec![]);
+    let (mut lost_rb, mut sent_rb) = (0, 0);
     for i in 0..runs {
         let load = Load::start(format!("{}/api/solve", s.live.url()), 100)?;
         let r = release_v2(&s, 60, NoDataPolicy::Hold, vec![error_rate(0.01, 3, 2)]).await?;
@@ -95,6 +95,15 @@ async fn main() -> anyhow::Result<()> {
             "run {i}: {:?}",
             r.end
         );
+        let at = |prefix: &str| {
+            r.timeline
+                .iter()
+                .find(|e| e.what.starts_with(prefix))
+                .map(|e| e.at)
+        };
+        if let (Some(on), Some(back)) = (at("selector on green"), at("selector back on blue")) {
+            onset.push((back - on).num_milliseconds() as f64 - 3000.0);
+        }
         let l = r
             .fired
             .and_then(|f| f.latency)
@@ -115,7 +124,17 @@ async fn main() -> anyhow::Result<()> {
     let (mut r2s, mut c2s, mut wall, mut requests, mut lost_sw, mut sent_sw) =
         (vec![], vec![], vec![], vec![], 0, 0);
     for i in 0..runs {
-        let image = if i % 2 == 0 { V2 } else { V1 };
+        // A fresh tag every run, so every release is a real rollout of the idle colour; it is served
+        // by the process labelled with that colour.
+        let (process, color) = if i % 2 == 0 {
+            (V2, "green")
+        } else {
+            (V1, "blue")
+        };
+        let tag = format!("example/web:r{i}-{color}");
+        let image = tag.as_str();
+        let addr = s.app(process).addr;
+        s.book.serve_image(image, addr);
         let cfg = s.config(Duration::ZERO, NoDataPolicy::Hold, vec![]);
         let load = Load::start(format!("{}/api/solve", s.live.url()), 100)?;
         let from = chrono::Utc::now()
@@ -133,7 +152,15 @@ async fn main() -> anyhow::Result<()> {
         let to = chrono::Utc::now()
             .format("%Y-%m-%dT%H:%M:%S%.6fZ")
             .to_string();
-        s.wait_live_on(image).await?;
+        support_k8s::wait_until(
+            Duration::from_secs(30),
+            "live router on the new colour",
+            || {
+                let b = s.live.backends();
+                async move { (!b.is_empty() && b.iter().all(|x| *x == addr)).then_some(()) }
+            },
+        )
+        .await?;
         let hits = load.finish().await;
         anyhow::ensure!(
             r.end == RunEnd::Finished(Outcome::Succeeded),
@@ -179,6 +206,13 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "{}",
         stats("  reaction ms (sample -> selector reverted)", reaction)
+    );
+    println!(
+        "{}",
+        stats(
+            "fault onset (switch) -> selector reverted, minus for: 3 s, ms",
+            onset
+        )
     );
     println!(
         "{}",

@@ -43,13 +43,24 @@ pub enum ColorUrls {
     Template(String),
     /// One base URL per colour.
     Fixed(BTreeMap<Color, String>),
+    /// A preview URL that always reaches the colour not yet live (the preview Service), and the
+    /// environment's URL for the live one.
+    PreviewAndLive { preview: String, live: String },
 }
 
 impl ColorUrls {
-    pub fn url(&self, color: Color) -> String {
+    /// The base URL of `color`; `live` says whether the Service selects it right now.
+    pub fn url(&self, color: Color, live: bool) -> String {
         match self {
             ColorUrls::Template(t) => t.replace("{color}", color.as_str()),
             ColorUrls::Fixed(m) => m.get(&color).cloned().unwrap_or_default(),
+            ColorUrls::PreviewAndLive { preview, live: url } => {
+                if live {
+                    url.clone()
+                } else {
+                    preview.clone()
+                }
+            }
         }
         .trim_end_matches('/')
         .to_string()
@@ -467,7 +478,7 @@ async fn drive<C: BgCluster, M: MetricsSource, P: Progress>(
             }
             Action::HealthCheck { color } => {
                 let http = cx.http.clone();
-                let check = async move { health_check(&http, cfg, color).await };
+                let check = async move { health_check(&http, cfg, color, false).await };
                 match cx.cancellable(check).await {
                     None => Event::Cancel,
                     Some(Ok(())) => {
@@ -639,7 +650,9 @@ impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
                 last_renew = Instant::now();
             }
             let values = futures::future::join_all(
-                spec.triggers.iter().map(|t| self.sample(&t.source, color)),
+                spec.triggers
+                    .iter()
+                    .map(|t| self.sample(&t.source, color, shift_step.is_none())),
             )
             .await;
             let at = start.elapsed();
@@ -718,7 +731,7 @@ impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
         }
     }
 
-    async fn sample(&self, source: &TriggerSource, color: Color) -> Option<f64> {
+    async fn sample(&self, source: &TriggerSource, color: Color, live: bool) -> Option<f64> {
         match source {
             TriggerSource::Prometheus { query, .. } => {
                 match self
@@ -735,7 +748,7 @@ impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
                 }
             }
             TriggerSource::Probe { path } => {
-                let url = format!("{}{}", self.cfg.urls.url(color), path);
+                let url = format!("{}{}", self.cfg.urls.url(color, live), path);
                 let n = self.cfg.probes_per_sample.max(1);
                 let results =
                     futures::future::join_all((0..n).map(|_| probe(&self.http, &url))).await;
@@ -756,8 +769,9 @@ async fn health_check(
     http: &reqwest::Client,
     cfg: &BgRunConfig,
     color: Color,
+    live: bool,
 ) -> Result<(), String> {
-    let base = cfg.urls.url(color);
+    let base = cfg.urls.url(color, live);
     let mut paths = vec![cfg.health_path.clone()];
     paths.extend(
         cfg.endpoints
@@ -787,5 +801,158 @@ async fn health_check(
             Some(f) if Instant::now() >= deadline => return Err(f),
             Some(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }
+    }
+}
+
+/// The environment has no `blue_green` section.
+#[derive(Debug, thiserror::Error)]
+#[error("read the blue_green settings of environment {environment}: the policy has none")]
+pub struct MissingBlueGreen {
+    pub environment: String,
+}
+
+/// Builds the run configuration and the cluster spec from the validated policy. `holder` is the
+/// Lease identity (e.g. `GITHUB_RUN_ID`-`GITHUB_RUN_ATTEMPT`… a re-run of the same run may reuse it).
+pub fn from_policy(
+    app: &crate::policy::model::AppSpec,
+    env: &crate::policy::model::EnvironmentSpec,
+    holder: &str,
+) -> Result<(BgRunConfig, crate::deploy::colors::ColorsSpec), MissingBlueGreen> {
+    use crate::policy::model::ShiftMode;
+    let bg = env.blue_green.as_ref().ok_or_else(|| MissingBlueGreen {
+        environment: env.name.clone(),
+    })?;
+    let shift = match &bg.shift.mode {
+        ShiftMode::None => ShiftKind::None,
+        ShiftMode::NginxCanary { .. } => ShiftKind::NginxCanary,
+        ShiftMode::ReplicaRatio => ShiftKind::ReplicaRatio,
+    };
+    let canary_ingress = match &bg.shift.mode {
+        ShiftMode::NginxCanary { ingress } => Some(ingress.clone()),
+        ShiftMode::None | ShiftMode::ReplicaRatio => None,
+    };
+    let preview_service = bg
+        .preview_service
+        .clone()
+        .unwrap_or_else(|| format!("{}-preview", bg.service));
+    let urls = match &bg.preview_url {
+        Some(u) if u.contains("{color}") => ColorUrls::Template(u.clone()),
+        Some(u) => ColorUrls::PreviewAndLive {
+            preview: u.clone(),
+            live: env.url.clone(),
+        },
+        None => ColorUrls::PreviewAndLive {
+            preview: format!(
+                "http://{preview_service}.{}.svc:{}",
+                env.namespace, app.port
+            ),
+            live: env.url.clone(),
+        },
+    };
+    let host = env
+        .url
+        .split("://")
+        .nth(1)
+        .map(|h| h.split(['/', ':']).next().unwrap_or(h).to_string());
+    let run = BgRunConfig {
+        bg: BgConfig {
+            replicas: env
+                .autoscaling
+                .as_ref()
+                .map_or(env.replicas, |a| a.min.max(env.replicas)),
+            shift,
+            steps: bg.shift.steps.clone(),
+            manual_promote: bg.manual_promote,
+            keep_failed: bg.keep_failed,
+            monitor: bg.monitor,
+            keep_previous: bg.keep_previous,
+        },
+        rollback: env.rollback.clone(),
+        shift_pause: bg.shift.pause,
+        health_path: app.health_path.clone(),
+        endpoints: env.smoke.endpoints.clone(),
+        health_deadline: env.smoke.deadline,
+        ready_deadline: env.progress_deadline,
+        urls,
+        holder: holder.to_string(),
+        lease_ttl: Duration::from_secs(30),
+        lease_wait: Duration::from_secs(600),
+        probes_per_sample: 4,
+        progress_every: Duration::from_secs(10),
+    };
+    let spec = crate::deploy::colors::ColorsSpec {
+        namespace: env.namespace.clone(),
+        app: app.name.clone(),
+        port: app.port,
+        service: bg.service.clone(),
+        preview_service,
+        canary_ingress,
+        ingress_host: host,
+    };
+    Ok((run, spec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Protects URL choice per colour: templates substitute, preview-and-live picks by liveness.
+    #[test]
+    fn color_urls() {
+        let t = ColorUrls::Template("https://{color}.preview.example.com/".into());
+        assert_eq!(
+            t.url(Color::Green, false),
+            "https://green.preview.example.com"
+        );
+        let p = ColorUrls::PreviewAndLive {
+            preview: "http://preview".into(),
+            live: "https://prod".into(),
+        };
+        assert_eq!(p.url(Color::Blue, false), "http://preview");
+        assert_eq!(p.url(Color::Blue, true), "https://prod");
+    }
+
+    /// Protects the outputs and exit codes the workflow reads.
+    #[test]
+    fn outputs_and_exit_codes() {
+        let mut r = BgReport {
+            end: RunEnd::Finished(Outcome::RolledBack {
+                trigger: "error-rate".into(),
+            }),
+            state: BgState {
+                active: Some(Color::Blue),
+                ..BgState::default()
+            },
+            timeline: vec![],
+            series: vec![],
+            fired: Some(FiredTrigger {
+                name: "error-rate".into(),
+                above: 0.01,
+                samples: vec![],
+                latency: Some(DecisionLatency {
+                    satisfied_at: Duration::from_secs(5),
+                    detected_at: Duration::from_millis(5300),
+                    reverted_at: Duration::from_millis(5320),
+                }),
+            }),
+            ready_to_switch: None,
+            checked_to_switch: None,
+            release_time: None,
+        };
+        assert_eq!(r.exit_code(), 1);
+        assert_eq!(
+            r.outputs(),
+            vec![
+                ("active-color", "blue".to_string()),
+                ("rolled-back", "true".to_string()),
+                ("trigger", "error-rate".to_string()),
+                ("outcome", "rolled-back".to_string()),
+                ("decision-latency-ms", "320".to_string()),
+            ]
+        );
+        r.end = RunEnd::Paused;
+        assert_eq!(r.exit_code(), 0);
+        r.end = RunEnd::Finished(Outcome::Refused { reason: "x".into() });
+        assert_eq!(r.exit_code(), 2);
     }
 }
