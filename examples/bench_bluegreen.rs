@@ -17,7 +17,15 @@ mod support_k8s;
 
 use fm_deploy::deploy::bluegreen::Outcome;
 use fm_deploy::deploy::bluegreen_run::{NoProgress, RunEnd, deploy_blue_green};
-use fm_deploy::policy::model::NoDataPolicy;
+use fm_deploy::deploy::metrics::{MetricsSource, substitute_color};
+use fm_deploy::policy::model::{NoDataPolicy, TriggerSource, TriggerSpec};
+
+fn query_of(t: &TriggerSpec) -> String {
+    match &t.source {
+        TriggerSource::Prometheus { query, .. } => query.clone(),
+        TriggerSource::Probe { path } => path.clone(),
+    }
+}
 use std::time::Duration;
 use support_bluegreen::flow::*;
 use support_bluegreen::scenario::*;
@@ -82,7 +90,15 @@ async fn main() -> anyhow::Result<()> {
     s.app(V2).set_knobs(&[("error_rate", "0.5")]).await?;
     let (mut total, mut detection, mut reaction, mut onset) = (vec![], vec![], vec![], vec![]);
     let (mut lost_rb, mut sent_rb) = (0, 0);
+    let green_errors = substitute_color(&query_of(&error_rate(0.01, 3, 2)), "green");
     for i in 0..runs {
+        // Independent runs: the previous run's errors must have left the query window.
+        support_k8s::wait_until(
+            Duration::from_secs(60),
+            "green's error rate to drain",
+            || async { matches!(s.metrics.instant(&green_errors).await, Ok(None)).then_some(()) },
+        )
+        .await?;
         let load = Load::start(format!("{}/api/solve", s.live.url()), 100)?;
         let r = release_v2(&s, 60, NoDataPolicy::Hold, vec![error_rate(0.01, 3, 2)]).await?;
         s.wait_live_on(V1).await?;
