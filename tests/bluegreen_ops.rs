@@ -321,3 +321,50 @@ async fn nginx_canary_weights_per_step() -> anyhow::Result<()> {
     assert_eq!(s.selector().await.as_deref(), Some("green"));
     s.cleanup().await
 }
+
+/// Protects the environment Lease: while one release holds it, a second (another run) waits and
+/// then fails naming the holder, leaving the first release's traffic alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_release_waits_for_the_lease_then_fails() -> anyhow::Result<()> {
+    let s = Scenario::start("bg-lease", &[V1, V2], false).await?;
+    first_release(&s).await?;
+    let first = s.config(
+        Duration::from_secs(8),
+        NoDataPolicy::Hold,
+        vec![health(0.5, 2)],
+    );
+    let mut second = s.config(Duration::from_secs(8), NoDataPolicy::Hold, vec![]);
+    second.holder = "run-2".into();
+    second.lease_wait = Duration::from_secs(1);
+    let one = deploy_blue_green(
+        &s.cluster,
+        &s.metrics,
+        &NoProgress,
+        &first,
+        V2,
+        never_cancel(),
+    );
+    let two = async {
+        wait_selector(&s.client, &s.ns.name, "green").await?;
+        anyhow::Ok(
+            deploy_blue_green(
+                &s.cluster,
+                &s.metrics,
+                &NoProgress,
+                &second,
+                V1,
+                never_cancel(),
+            )
+            .await,
+        )
+    };
+    let (one, two) = tokio::join!(one, two);
+    let err = match two? {
+        Ok(r) => anyhow::bail!("the second release ran: {:?}", r.end),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("held by run-1"), "{err}");
+    assert_eq!(one?.end, RunEnd::Finished(Outcome::Succeeded));
+    assert_eq!(s.selector().await.as_deref(), Some("green"));
+    s.cleanup().await
+}
