@@ -368,3 +368,55 @@ async fn second_release_waits_for_the_lease_then_fails() -> anyhow::Result<()> {
     assert_eq!(s.selector().await.as_deref(), Some("green"));
     s.cleanup().await
 }
+
+/// Protects a rollback during an NGINX canary step: the weight goes back to 0 before anything else,
+/// the selector stays on blue, green is scaled down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trigger_during_canary_step_resets_weight() -> anyhow::Result<()> {
+    let s = Scenario::start("bg-canary-rb", &[V1, V2], true).await?;
+    first_release(&s).await?;
+    s.app(V2).set_knobs(&[("memory_mb", "110")]).await?;
+    let mut cfg = s.config(
+        Duration::from_secs(10),
+        NoDataPolicy::Hold,
+        vec![memory(0.95, 2)],
+    );
+    cfg.bg.shift = ShiftKind::NginxCanary;
+    cfg.bg.steps = vec![20, 100];
+    cfg.shift_pause = Duration::from_secs(20);
+    let r = deploy_blue_green(
+        &s.cluster,
+        &s.metrics,
+        &NoProgress,
+        &cfg,
+        V2,
+        never_cancel(),
+    )
+    .await?;
+    assert_eq!(
+        r.end,
+        RunEnd::Finished(Outcome::RolledBack {
+            trigger: "memory".into()
+        }),
+        "{r:#?}"
+    );
+    assert!(
+        !r.timeline.iter().any(|e| e.what == "selector on green"),
+        "{:?}",
+        r.timeline
+    );
+    let ing = kube::Api::<k8s_openapi::api::networking::v1::Ingress>::namespaced(
+        s.client.clone(),
+        &s.ns.name,
+    )
+    .get(&format!("{SERVICE}-canary"))
+    .await?;
+    let weight = ing
+        .metadata
+        .annotations
+        .and_then(|a| a.get("nginx.ingress.kubernetes.io/canary-weight").cloned());
+    assert_eq!(weight.as_deref(), Some("0"));
+    assert_eq!(s.selector().await.as_deref(), Some("blue"));
+    assert_eq!(s.replicas("green").await.0, 0);
+    s.cleanup().await
+}

@@ -542,10 +542,17 @@ async fn drive<C: BgCluster, M: MetricsSource, P: Progress>(
             Action::Monitor { color, window } => cx.watch(color, window, None, false).await,
             Action::Revert { to, scale_down } => {
                 let after = step(&tr.state, &cfg.bg, Event::Reverted);
+                // Whatever carries traffic to the failed colour goes first: the canary weight while
+                // shifting (the selector never left `to`), the selector once switched.
+                let canary = cfg.bg.shift == ShiftKind::NginxCanary;
+                let switched = tr.state.active == tr.state.target;
+                if canary && !switched {
+                    cx.cluster.canary_weight(0).await?;
+                }
                 cx.cluster.switch(Selector::Only(to), &after.state).await?;
                 written = after.state.clone();
                 let reverted = Instant::now();
-                if cfg.bg.shift == ShiftKind::NginxCanary {
+                if canary && switched {
                     cx.cluster.canary_weight(0).await?;
                 }
                 if let (Some(f), Some(start)) = (cx.fired.as_mut(), cx.monitor_start)
