@@ -10,12 +10,16 @@ PROM_PORT="${FM_TESTBED_PROMETHEUS_PORT:-9090}"
 ENV_FILE="$RUN/testbed.env"
 
 # wait_for <seconds> <what> <command...>: retries the command every 0.2 s until it succeeds or the
-# deadline passes (then prints the log tail named by $LOG_HINT and fails).
+# deadline passes, or the process in $PID_HINT exits (then prints the log tail named by $LOG_HINT and
+# fails).
 wait_for() {
   local deadline=$(( $(date +%s) + $1 )); local what=$2; shift 2
   until "$@" >/dev/null 2>&1; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      echo "testbed: $what not ready after deadline" >&2
+    local gone=""
+    if [ -n "${PID_HINT:-}" ] && ! pid_alive "$PID_HINT"; then gone=1; fi
+    if [ -n "$gone" ] || [ "$(date +%s)" -ge "$deadline" ]; then
+      if [ -n "$gone" ]; then echo "testbed: $what exited during start" >&2
+      else echo "testbed: $what not ready after deadline" >&2; fi
       [ -n "${LOG_HINT:-}" ] && tail -n 30 "$LOG_HINT" >&2
       return 1
     fi

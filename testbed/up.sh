@@ -16,6 +16,8 @@ need_pkgs=()
 for p in etcd-server prometheus openssl curl; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
+# The sample app (examples/sample-app/app.py) needs any python3 ≥ 3.7 on PATH.
+command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
@@ -41,9 +43,13 @@ rm -f "$RUN"/prom-sd/*.json
 
 start() { # start <name> <log> <command...>: detached, own session, pid in $RUN/<name>.pid
   local name=$1 log=$2; shift 2
-  setsid "$@" >"$log" 2>&1 < /dev/null &
+  # 9>&-: the lock fd must not live on in the services, or the next up.sh waits for them to exit.
+  setsid "$@" >"$log" 2>&1 < /dev/null 9>&- &
   echo $! >"$RUN/$name.pid"
 }
+
+# A start that fails part-way stops what it started (nothing half-up is left behind).
+trap 'rc=$?; if [ $rc -ne 0 ]; then "$here/down.sh" >/dev/null 2>&1 || true; fi' EXIT
 
 start etcd "$RUN/etcd.log" etcd --data-dir "$RUN/etcd" --name fm-testbed \
   --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
@@ -100,14 +106,14 @@ rules:
 - level: Metadata
 AP
 
-LOG_HINT="$RUN/etcd.log" wait_for 30 etcd curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+PID_HINT="$RUN/etcd.pid" LOG_HINT="$RUN/etcd.log" wait_for 30 etcd curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 start apiserver "$RUN/apiserver.log" "$here/apiserver.sh" "$APISERVER_PORT"
-LOG_HINT="$RUN/apiserver.log" wait_for 90 kube-apiserver readyz
+PID_HINT="$RUN/apiserver.pid" LOG_HINT="$RUN/apiserver.log" wait_for 90 kube-apiserver readyz
 start kcm "$RUN/kcm.log" "$BIN/kube-controller-manager" --kubeconfig="$RUN/kubeconfig" \
   --service-account-private-key-file="$RUN/sa.key" --leader-elect=false \
-  --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --cert-dir="$RUN/certs-kcm" \
+  --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --port=0 --cert-dir="$RUN/certs-kcm" \
   --controllers='*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-ttl,-bootstrapsigner,-tokencleaner'
-LOG_HINT="$RUN/kcm.log" wait_for 60 kube-controller-manager curl -skf "https://127.0.0.1:$KCM_PORT/healthz"
+PID_HINT="$RUN/kcm.pid" LOG_HINT="$RUN/kcm.log" wait_for 60 kube-controller-manager curl -skf "https://127.0.0.1:$KCM_PORT/healthz"
 
 cat >"$RUN/prometheus.yml" <<PY
 global: {scrape_interval: 1s, evaluation_interval: 1s, scrape_timeout: 900ms}
@@ -117,7 +123,7 @@ scrape_configs:
 PY
 start prometheus "$RUN/prometheus.log" prometheus --config.file="$RUN/prometheus.yml" \
   --storage.tsdb.path="$RUN/prom-data" --web.listen-address="127.0.0.1:$PROM_PORT"
-LOG_HINT="$RUN/prometheus.log" wait_for 30 prometheus curl -sf "http://127.0.0.1:$PROM_PORT/-/ready"
+PID_HINT="$RUN/prometheus.pid" LOG_HINT="$RUN/prometheus.log" wait_for 30 prometheus curl -sf "http://127.0.0.1:$PROM_PORT/-/ready"
 
 cat >"$ENV_FILE" <<EF
 FM_TESTBED_RUN=$RUN

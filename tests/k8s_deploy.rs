@@ -10,9 +10,11 @@ use fm_deploy::deploy::run::{
     DeployError, DeployOptions, PostDeployResult, PostDeployTests, deploy_direct, deploy_rolling,
 };
 use fm_deploy::deploy::strategy::{DeployOutcome, Stage};
-use fm_deploy::policy::model::{EnvironmentSpec, StrategyKind};
+use fm_deploy::policy::model::{Autoscaling, EnvironmentSpec, StrategyKind};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
+use kube::api::DynamicObject;
 use std::time::Duration;
 use support_k8s::{Fixture, sample_app_spec, wait_until};
 
@@ -432,5 +434,228 @@ async fn crashed_holders_lease_expires() -> anyhow::Result<()> {
         .acquire_lease(&fx.ns, "fm-deploy-dev", "run-third", impatient)
         .await?;
     cluster.release_lease(after).await?;
+    fx.finish().await
+}
+
+/// Protects the environment objects on a real 1.20 server: the HPA goes to the autoscaling version
+/// discovery finds (v2beta2 here), `app-secrets` and the TLS secret are applied, and no secret value
+/// appears in the deploy's report.
+#[tokio::test]
+async fn applies_hpa_and_secrets_without_printing_them() -> anyhow::Result<()> {
+    let mut fx = Fixture::new("fm-objects").await?;
+    fx.serve_image("example/web:v1", "v1", "127.0.0.2").await?;
+    let router = fx.router("web").await?;
+    let cluster = KubeCluster::new(fx.deployer(None).await?);
+    let prober = HttpProber::new()?;
+    let mut e = env(&fx.ns, StrategyKind::Direct, Duration::from_secs(60));
+    e.autoscaling = Some(Autoscaling {
+        min: 2,
+        max: 4,
+        cpu_target_percent: 70,
+    });
+    e.tls_secret = Some("web-tls".into());
+    let secret_value = "postgres://user:hunter2-secret@db:5432/app";
+    let mut i = inputs("example/web:v1", "run-1");
+    i.secrets.insert("DATABASE_URL".into(), secret_value.into());
+    i.tls = Some((
+        "-----BEGIN CERTIFICATE-----".into(),
+        "-----BEGIN PRIVATE KEY-----".into(),
+    ));
+    let r = deploy_direct(
+        &cluster,
+        &prober,
+        &sample_app_spec(),
+        &e,
+        &i,
+        &opts(Some(router.url())),
+    )
+    .await?;
+    assert_eq!(r.exit_code(), 0, "{:#?}", r.steps);
+    assert!(
+        !format!("{r:?}").contains("hunter2"),
+        "a secret value leaked into the report"
+    );
+
+    let ar = cluster.hpa_resource().await?;
+    assert!(
+        ar.api_version == "autoscaling/v2" || ar.api_version == "autoscaling/v2beta2",
+        "{}",
+        ar.api_version
+    );
+    let hpa = Api::<DynamicObject>::namespaced_with(fx.admin.clone(), &fx.ns, &ar)
+        .get("web")
+        .await?;
+    assert_eq!(hpa.data["spec"]["minReplicas"], 2);
+    assert_eq!(hpa.data["spec"]["maxReplicas"], 4);
+    let secrets: Api<Secret> = Api::namespaced(fx.admin.clone(), &fx.ns);
+    let s = secrets.get("app-secrets").await?;
+    let got = s
+        .data
+        .unwrap_or_default()
+        .get("DATABASE_URL")
+        .map(|b| b.0.clone())
+        .unwrap_or_default();
+    assert_eq!(got, secret_value.as_bytes());
+    let tls = secrets.get("web-tls").await?;
+    assert_eq!(tls.type_.as_deref(), Some("kubernetes.io/tls"));
+    // The autoscaler owns the replica count: our apply leaves it alone.
+    let d = Api::<Deployment>::namespaced(fx.admin.clone(), &fx.ns)
+        .get("web")
+        .await?;
+    let managers: Vec<String> = d
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(managers.contains(&"fm-deploy".to_string()), "{managers:?}");
+    drop(router);
+    fx.finish().await
+}
+
+/// Protects staging when the new image never gets Ready: the stalled rollout is rolled back to the
+/// previous image, which is Ready and serving again; exit 1 naming both.
+#[tokio::test]
+async fn rolling_never_ready_rolls_back() -> anyhow::Result<()> {
+    let mut fx = Fixture::new("fm-stall").await?;
+    let v1 = fx
+        .serve_image("example/web:v1", "v1", "127.0.0.2")
+        .await?
+        .addr;
+    let router = fx.router("web").await?;
+    let cluster = KubeCluster::new(fx.deployer(None).await?);
+    let prober = HttpProber::new()?;
+    let mut e = env(&fx.ns, StrategyKind::Rolling, Duration::from_secs(4));
+    e.name = "staging".into();
+    let app = sample_app_spec();
+    let tests = ApiCheck {
+        http: reqwest::Client::new(),
+    };
+    let o = opts(Some(router.url()));
+    let r1 = deploy_rolling(
+        &cluster,
+        &prober,
+        &tests,
+        &app,
+        &e,
+        &inputs("example/web:v1", "run-1"),
+        &o,
+    )
+    .await?;
+    assert_eq!(r1.exit_code(), 0, "{:#?}", r1.steps);
+    let r2 = deploy_rolling(
+        &cluster,
+        &prober,
+        &tests,
+        &app,
+        &e,
+        &inputs("example/web:v2-never-ready", "run-2"),
+        &o,
+    )
+    .await?;
+    match &r2.outcome {
+        DeployOutcome::RolledBack {
+            stage: Stage::Rollout,
+            reason,
+            restored,
+            ..
+        } => {
+            assert_eq!(restored, "example/web:v1");
+            assert!(reason.contains("ContainersNotReady"), "{reason}");
+        }
+        other => panic!("expected a rollback, got {other:?}\n{:#?}", r2.steps),
+    }
+    assert_eq!(r2.exit_code(), 1);
+    assert_eq!(
+        image_of(&fx.admin, &fx.ns).await?.as_deref(),
+        Some("example/web:v1")
+    );
+    wait_until(Duration::from_secs(10), "all traffic on v1", || async {
+        (router.backends() == vec![v1, v1]).then_some(())
+    })
+    .await?;
+    drop(router);
+    fx.finish().await
+}
+
+/// Protects the development smoke test: pods Ready but `/health` answering 503 fails the deploy at
+/// the smoke deadline with the URL and status in the reason; exit 1.
+#[tokio::test]
+async fn direct_smoke_failure_fails_the_deploy() -> anyhow::Result<()> {
+    let mut fx = Fixture::new("fm-smoke").await?;
+    let sick = fx.serve_image("example/web:v1", "v1", "127.0.0.2").await?;
+    sick.set_knobs(&[("healthy", "0")]).await?;
+    let router = fx.router("web").await?;
+    let cluster = KubeCluster::new(fx.deployer(None).await?);
+    let prober = HttpProber::new()?;
+    let mut e = env(&fx.ns, StrategyKind::Direct, Duration::from_secs(60));
+    e.smoke.deadline = Duration::from_secs(2);
+    let r = deploy_direct(
+        &cluster,
+        &prober,
+        &sample_app_spec(),
+        &e,
+        &inputs("example/web:v1", "run-1"),
+        &opts(Some(router.url())),
+    )
+    .await?;
+    match &r.outcome {
+        DeployOutcome::Failed {
+            stage: Stage::Smoke,
+            reason,
+            ..
+        } => {
+            assert!(
+                reason.contains("/health") && reason.contains("503"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a smoke failure, got {other:?}\n{:#?}", r.steps),
+    }
+    assert_eq!(r.exit_code(), 1);
+    drop(router);
+    fx.finish().await
+}
+
+/// Protects exclusivity after a stall: when another deploy takes the Lease over, renewals stop
+/// touching it (they never extend someone else's Lease) and the guard reports who took it.
+#[tokio::test]
+async fn lease_taken_over_is_reported_not_renewed() -> anyhow::Result<()> {
+    let fx = Fixture::new("fm-lost").await?;
+    let cluster = KubeCluster::new(fx.deployer(None).await?);
+    let opts = LeaseOptions {
+        duration: Duration::from_secs(3),
+        wait: Duration::from_secs(5),
+    };
+    let guard = cluster
+        .acquire_lease(&fx.ns, "fm-deploy-dev", "run-a", opts)
+        .await?;
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(fx.admin.clone(), &fx.ns);
+    let patch = serde_json::json!({"spec": {"holderIdentity": "run-b"}});
+    leases
+        .patch(
+            "fm-deploy-dev",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await?;
+    let lost = wait_until(Duration::from_secs(10), "the guard to notice", || async {
+        guard.lost_to()
+    })
+    .await?;
+    assert_eq!(lost, "run-b");
+    let holder = leases
+        .get("fm-deploy-dev")
+        .await?
+        .spec
+        .and_then(|s| s.holder_identity);
+    assert_eq!(holder.as_deref(), Some("run-b"));
+    cluster.release_lease(guard).await?;
+    assert!(
+        leases.get_opt("fm-deploy-dev").await?.is_some(),
+        "release must not delete another holder's lease"
+    );
     fx.finish().await
 }

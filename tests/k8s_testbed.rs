@@ -103,3 +103,57 @@ async fn selector_switch_moves_router_traffic() -> anyhow::Result<()> {
     green.stop().await;
     Ok(())
 }
+
+/// Protects the Prometheus side of the testbed: a sample app registered through file service
+/// discovery is scraped, its labels attached, and an error-rate knob shows up in a query.
+#[tokio::test]
+async fn prometheus_scrapes_registered_sample_app() -> anyhow::Result<()> {
+    let tb = Testbed::get()?;
+    anyhow::ensure!(tb.is_local(), "needs the local testbed's Prometheus");
+    let prom = tb.var("FM_TESTBED_PROMETHEUS_URL")?.to_string();
+    let app = AppProcess::start("v9", "127.0.0.4").await?;
+    let color = support_k8s::unique("green");
+    let labels = std::collections::BTreeMap::from([
+        ("color".to_string(), color.clone()),
+        ("version".to_string(), "v9".to_string()),
+    ]);
+    let _target = support_k8s::prom::ScrapeTarget::register(
+        tb.var("FM_TESTBED_PROM_SD_DIR")?,
+        app.addr,
+        &labels,
+    )?;
+    app.set_knobs(&[("error_rate", "1.0")]).await?;
+    let http = reqwest::Client::new();
+    for _ in 0..5 {
+        http.get(format!("{}/api/solve", app.url())).send().await?;
+    }
+    let query = format!(r#"sum(http_requests_total{{color="{color}",code="500"}})"#);
+    let value = wait_until(
+        Duration::from_secs(30),
+        "the app's 500s in Prometheus",
+        || {
+            let (http, prom, query) = (http.clone(), prom.clone(), query.clone());
+            async move {
+                let v: serde_json::Value = http
+                    .get(format!("{prom}/api/v1/query"))
+                    .query(&[("query", query)])
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                let s = v
+                    .pointer("/data/result/0/value/1")?
+                    .as_str()?
+                    .parse::<f64>()
+                    .ok()?;
+                (s >= 5.0).then_some(s)
+            }
+        },
+    )
+    .await?;
+    assert!(value >= 5.0);
+    app.stop().await;
+    Ok(())
+}

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -54,6 +55,12 @@ pub enum ClusterError {
     Conflict { what: String, attempts: u32 },
     #[error("watch deployment {namespace}/{name}: it was deleted during the rollout")]
     Deleted { namespace: String, name: String },
+    #[error("keep lease {namespace}/{name}: {holder:?} took it over during the deploy")]
+    LeaseLost {
+        namespace: String,
+        name: String,
+        holder: String,
+    },
     #[error("decode {what}")]
     Decode {
         what: String,
@@ -169,6 +176,15 @@ pub struct LeaseGuard {
     pub name: String,
     pub holder: String,
     renew: Option<JoinHandle<()>>,
+    /// Set by the renewal when another holder took the Lease over (ours had expired).
+    lost_to: Arc<Mutex<Option<String>>>,
+}
+
+impl LeaseGuard {
+    /// The holder that took the Lease over, if it was lost (the deploy is then no longer exclusive).
+    pub fn lost_to(&self) -> Option<String> {
+        self.lost_to.lock().ok().and_then(|l| l.clone())
+    }
 }
 
 impl Drop for LeaseGuard {
@@ -764,17 +780,10 @@ impl Cluster for KubeCluster {
         holder: &str,
         opts: LeaseOptions,
     ) -> Result<LeaseGuard, ClusterError> {
-        // The Lease lives in the environment's namespace: make sure it exists (first deploy).
+        // The Lease lives in the environment's namespace, created on the first deploy (below).
         let ns_body = json!({"apiVersion": "v1", "kind": "Namespace",
                              "metadata": {"name": namespace, "labels": {"app.kubernetes.io/managed-by": "fm-deploy"}}});
-        self.apply_value(
-            Api::<Namespace>::all(self.client.clone()),
-            "Namespace",
-            "",
-            namespace,
-            &ns_body,
-        )
-        .await?;
+        let mut namespace_applied = false;
         let api: Api<Lease> = Api::namespaced(self.client.clone(), namespace);
         let what = format!("lease {namespace}/{name}");
         let started = Instant::now();
@@ -823,6 +832,18 @@ impl Cluster for KubeCluster {
                 Ok(false) => tokio::time::sleep(Duration::from_millis(500).min(opts.wait)).await,
                 // Someone else created or renewed it between our read and write: read again.
                 Err(e) if is_conflict(&e) => {}
+                // No namespace yet (first deploy): create it, then try again.
+                Err(e) if is_not_found(&e) && current.is_none() && !namespace_applied => {
+                    namespace_applied = true;
+                    self.apply_value(
+                        Api::<Namespace>::all(self.client.clone()),
+                        "Namespace",
+                        "",
+                        namespace,
+                        &ns_body,
+                    )
+                    .await?;
+                }
                 Err(e) => {
                     return Err(ClusterError::Write {
                         what,
@@ -831,18 +852,38 @@ impl Cluster for KubeCluster {
                 }
             }
         }
+        let lost_to = Arc::new(Mutex::new(None));
         let renew = {
-            let api = api.clone();
-            let name = name.to_string();
+            let (api, lost) = (api.clone(), lost_to.clone());
+            let (name, me) = (name.to_string(), holder.to_string());
             let every = (opts.duration / 3).max(Duration::from_millis(200));
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;
-                    let patch = json!({"spec": {"renewTime": micro_now()}});
-                    if let Err(e) = api
-                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await
+                    // Renew only our own Lease: read, check the holder, replace with its
+                    // resourceVersion (a 409 means it changed meanwhile: check again next time).
+                    let current = match api.get(&name).await {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::warn!(lease = %name, error = %e, "failed to read the deploy lease for renewal");
+                            continue;
+                        }
+                    };
+                    let (h, _) = lease_holder_and_expiry(&current);
+                    if h != me {
+                        tracing::error!(lease = %name, holder = %h, "lost the deploy lease");
+                        if let Ok(mut l) = lost.lock() {
+                            *l = Some(h);
+                        }
+                        return;
+                    }
+                    let mut renewed = current;
+                    if let Some(spec) = renewed.spec.as_mut()
+                        && let Ok(t) = serde_json::from_value(json!(micro_now()))
                     {
+                        spec.renew_time = Some(t);
+                    }
+                    if let Err(e) = api.replace(&name, &PostParams::default(), &renewed).await {
                         tracing::warn!(lease = %name, error = %e, "failed to renew the deploy lease");
                     }
                 }
@@ -853,6 +894,7 @@ impl Cluster for KubeCluster {
             name: name.into(),
             holder: holder.into(),
             renew: Some(renew),
+            lost_to,
         })
     }
 

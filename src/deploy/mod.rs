@@ -9,6 +9,7 @@ pub mod colors;
 pub mod health;
 pub mod manifests;
 pub mod metrics;
+pub mod predeploy;
 pub mod run;
 pub mod strategy;
 pub mod triggers;

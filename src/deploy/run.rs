@@ -201,6 +201,15 @@ async fn deploy<C: Cluster, P: Prober, T: PostDeployTests>(
         .acquire_lease(&env.namespace, &lease_name(env), &holder, opts.lease)
         .await?;
     let result = deploy_locked(cluster, prober, tests, kind, app, env, inputs, opts).await;
+    // Exclusivity was not kept: say so instead of reporting the outcome as ours alone.
+    if let Some(other) = lease.lost_to() {
+        return Err(ClusterError::LeaseLost {
+            namespace: lease.namespace.clone(),
+            name: lease.name.clone(),
+            holder: other,
+        }
+        .into());
+    }
     // Release even after a failure; a release error only matters when the deploy itself succeeded.
     let released = cluster.release_lease(lease).await;
     let report = result?;
