@@ -162,6 +162,8 @@ fn config(url: String) -> BgRunConfig {
         lease_wait: Duration::from_secs(1),
         probes_per_sample: 1,
         progress_every: Duration::from_secs(10),
+        check_run_id: Some(41),
+        deployment_id: Some(42),
     }
 }
 
@@ -194,6 +196,10 @@ async fn passing_release_calls() -> anyhow::Result<()> {
     )
     .await?;
     assert_eq!(r.end, RunEnd::Finished(Outcome::Succeeded));
+    assert_eq!(
+        (r.state.check_run_id, r.state.deployment_id),
+        (Some(41), Some(42))
+    );
     assert_eq!(
         cluster.calls(),
         vec![

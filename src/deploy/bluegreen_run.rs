@@ -90,6 +90,10 @@ pub struct BgRunConfig {
     pub probes_per_sample: u32,
     /// Progress while monitoring is reported at most this often (≤ 10 s).
     pub progress_every: Duration,
+    /// The GitHub check run / Deployment of this run, stored in the record so a re-run updates them
+    /// (read them back with `BgCluster::read_state` before creating new ones).
+    pub check_run_id: Option<u64>,
+    pub deployment_id: Option<u64>,
 }
 
 /// One trigger's standing for a progress report.
@@ -418,6 +422,12 @@ async fn drive<C: BgCluster, M: MetricsSource, P: Progress>(
     let state = cx.cluster.read_state().await?;
     let cfg = cx.cfg;
     let mut tr = step(&state, &cfg.bg, first);
+    if cfg.check_run_id.is_some() {
+        tr.state.check_run_id = cfg.check_run_id;
+    }
+    if cfg.deployment_id.is_some() {
+        tr.state.deployment_id = cfg.deployment_id;
+    }
     let mut written = state;
     loop {
         // Switch and Revert write the record in the same PATCH as the selector.
@@ -886,6 +896,8 @@ pub fn from_policy(
         lease_wait: Duration::from_secs(600),
         probes_per_sample: 4,
         progress_every: Duration::from_secs(10),
+        check_run_id: None,
+        deployment_id: None,
     };
     let spec = crate::deploy::colors::ColorsSpec {
         namespace: env.namespace.clone(),

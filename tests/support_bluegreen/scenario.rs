@@ -159,6 +159,8 @@ impl Scenario {
             lease_wait: Duration::from_secs(10),
             probes_per_sample: 4,
             progress_every: Duration::from_secs(1),
+            check_run_id: None,
+            deployment_id: None,
         }
     }
 
