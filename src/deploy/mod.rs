@@ -1,8 +1,11 @@
 //! Deploys: pure strategy state machines and trigger evaluation, thin adapters for the cluster, metrics
 //! and health probes.
 
+pub mod bg_summary;
 pub mod bluegreen;
+pub mod bluegreen_run;
 pub mod cluster;
+pub mod colors;
 pub mod health;
 pub mod manifests;
 pub mod metrics;

@@ -1,0 +1,540 @@
+//! The cluster side of blue-green: colour Deployments, the live / preview Services, the NGINX canary
+//! Ingress, the state record (an annotation on the live Service) and the environment's Lease.
+//!
+//! Owns: every Kubernetes request a blue-green release makes. Must not decide anything: which colour,
+//! when to switch or revert is `bluegreen.rs`'s business; this file only does what it is told.
+
+use crate::deploy::bluegreen::{BgState, Color};
+use chrono::Utc;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::wait::await_condition;
+use kube::{Api, Client};
+use serde_json::json;
+use std::future::Future;
+use std::time::Duration;
+
+pub const FIELD_MANAGER: &str = "fm-deploy";
+/// Annotation on the live Service holding the JSON state record.
+pub const STATE_ANNOTATION: &str = "fm-deploy.io/blue-green-state";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("{what} {namespace}/{name}")]
+    Api {
+        what: &'static str,
+        namespace: String,
+        name: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("wait for deployment {namespace}/{name} to be ready within {deadline:?}: {detail}")]
+    NotReady {
+        namespace: String,
+        name: String,
+        deadline: Duration,
+        detail: String,
+    },
+    #[error("read the blue-green state on service {namespace}/{name}")]
+    State {
+        namespace: String,
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("take lease {namespace}/{name}: held by {holder} (waited {waited:?})")]
+    LeaseHeld {
+        namespace: String,
+        name: String,
+        holder: String,
+        waited: Duration,
+    },
+    #[error("build the {what} object for {name}")]
+    Build {
+        what: &'static str,
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// What the colour objects look like.
+#[derive(Debug, Clone)]
+pub struct ColorsSpec {
+    pub namespace: String,
+    /// `app.name`; Deployments are `<app>-blue` / `<app>-green`.
+    pub app: String,
+    pub port: u16,
+    /// The live Service (`blue_green.service`).
+    pub service: String,
+    /// Service that selects the idle colour (checks before the switch, canary backend).
+    pub preview_service: String,
+    /// NGINX canary Ingress to weight, when the policy uses one (the stable Ingress is the user's).
+    pub canary_ingress: Option<String>,
+    /// Host of the canary Ingress rule.
+    pub ingress_host: Option<String>,
+}
+
+impl ColorsSpec {
+    pub fn deployment_name(&self, color: Color) -> String {
+        format!("{}-{}", self.app, color)
+    }
+    /// A Service per colour (`<service>-<color>`), so each colour is reachable on its own.
+    pub fn color_service(&self, color: Color) -> String {
+        format!("{}-{}", self.service, color)
+    }
+}
+
+/// Which colours the live Service sends traffic to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selector {
+    Only(Color),
+    /// Both colours (replica-ratio shift).
+    Both,
+}
+
+/// The Kubernetes operations of a blue-green release.
+pub trait BgCluster: Send + Sync {
+    fn read_state(&self) -> impl Future<Output = Result<BgState, ClusterError>> + Send;
+    /// Persists the record (merge patch of one annotation on the live Service, when it exists).
+    fn write_state(&self, state: &BgState)
+    -> impl Future<Output = Result<(), ClusterError>> + Send;
+    /// Server-side apply of `<app>-<color>` with this image and replica count.
+    fn apply_color(
+        &self,
+        color: Color,
+        image: &str,
+        replicas: u32,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    /// Watch `<app>-<color>` until the rollout is complete (generation observed, all replicas
+    /// updated and available), or fail at `deadline`.
+    fn wait_ready(
+        &self,
+        color: Color,
+        deadline: Duration,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    fn scale(
+        &self,
+        color: Color,
+        replicas: u32,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    /// Point the live Service at `selector` and store `state` with it — one request.
+    fn switch(
+        &self,
+        selector: Selector,
+        state: &BgState,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    /// The preview Service selects `color`; per-colour Services exist.
+    fn preview(&self, color: Color) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    /// The canary Ingress sends `weight`% to the preview Service.
+    fn canary_weight(&self, weight: u8) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    /// Take the environment's Lease for `holder`, waiting up to `wait`.
+    fn acquire_lease(
+        &self,
+        holder: &str,
+        ttl: Duration,
+        wait: Duration,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    fn renew_lease(&self, holder: &str) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    fn release_lease(&self, holder: &str) -> impl Future<Output = Result<(), ClusterError>> + Send;
+}
+
+/// `BgCluster` on a real apiserver.
+#[derive(Clone)]
+pub struct KubeColors {
+    client: Client,
+    spec: ColorsSpec,
+    lease: String,
+}
+
+impl KubeColors {
+    /// `environment` names the Lease (`fm-deploy-<environment>`).
+    pub fn new(client: Client, spec: ColorsSpec, environment: &str) -> Self {
+        Self {
+            client,
+            spec,
+            lease: format!("fm-deploy-{environment}"),
+        }
+    }
+    pub fn spec(&self) -> &ColorsSpec {
+        &self.spec
+    }
+    fn deployments(&self) -> Api<Deployment> {
+        Api::namespaced(self.client.clone(), &self.spec.namespace)
+    }
+    fn services(&self) -> Api<Service> {
+        Api::namespaced(self.client.clone(), &self.spec.namespace)
+    }
+    fn err(&self, what: &'static str, name: &str) -> impl Fn(kube::Error) -> ClusterError {
+        let (namespace, name) = (self.spec.namespace.clone(), name.to_string());
+        move |source| ClusterError::Api {
+            what,
+            namespace: namespace.clone(),
+            name: name.clone(),
+            source: Box::new(source),
+        }
+    }
+    fn labels(&self, color: Option<Color>) -> serde_json::Value {
+        let mut l = json!({"app": self.spec.app, "app.kubernetes.io/name": self.spec.app, "app.kubernetes.io/managed-by": FIELD_MANAGER});
+        if let Some(c) = color {
+            l["version"] = json!(c.as_str());
+        }
+        l
+    }
+    fn service_body(
+        &self,
+        name: &str,
+        selector: Selector,
+        state: Option<&BgState>,
+    ) -> Result<serde_json::Value, ClusterError> {
+        let sel = match selector {
+            Selector::Only(c) => json!({"app": self.spec.app, "version": c.as_str()}),
+            Selector::Both => json!({"app": self.spec.app}),
+        };
+        let mut meta = json!({"name": name, "labels": self.labels(None)});
+        if let Some(s) = state {
+            let text = serde_json::to_string(s).map_err(|source| ClusterError::Build {
+                what: "state",
+                name: name.into(),
+                source,
+            })?;
+            meta["annotations"] = json!({ STATE_ANNOTATION: text });
+        }
+        Ok(json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": meta,
+            "spec": {"selector": sel, "ports": [{"name": "http", "port": self.spec.port, "targetPort": self.spec.port, "protocol": "TCP"}]},
+        }))
+    }
+}
+
+/// `MicroTime` on the wire.
+fn micro_now() -> String {
+    Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+fn deployment_complete(d: Option<&Deployment>) -> bool {
+    let Some(d) = d else { return false };
+    let (Some(spec), Some(status)) = (&d.spec, &d.status) else {
+        return false;
+    };
+    let want = spec.replicas.unwrap_or(1);
+    let generation = d.metadata.generation.unwrap_or(0);
+    status.observed_generation.unwrap_or(0) >= generation
+        && status.updated_replicas.unwrap_or(0) == want
+        && status.available_replicas.unwrap_or(0) == want
+        && status.replicas.unwrap_or(0) == want
+}
+
+fn deployment_detail(d: Option<&Deployment>) -> String {
+    let Some(status) = d.and_then(|d| d.status.as_ref()) else {
+        return "no status yet".into();
+    };
+    let mut parts = vec![format!(
+        "updated {}/available {}/ready {}",
+        status.updated_replicas.unwrap_or(0),
+        status.available_replicas.unwrap_or(0),
+        status.ready_replicas.unwrap_or(0)
+    )];
+    for c in status.conditions.iter().flatten() {
+        if c.status != "True" || c.type_ == "Progressing" {
+            parts.push(format!(
+                "{}={} ({})",
+                c.type_,
+                c.status,
+                c.message.clone().unwrap_or_default()
+            ));
+        }
+    }
+    parts.join("; ")
+}
+
+impl BgCluster for KubeColors {
+    async fn read_state(&self) -> Result<BgState, ClusterError> {
+        let name = &self.spec.service;
+        let svc = self
+            .services()
+            .get_opt(name)
+            .await
+            .map_err(self.err("read service", name))?;
+        let text = svc
+            .and_then(|s| s.metadata.annotations)
+            .and_then(|mut a| a.remove(STATE_ANNOTATION));
+        match text {
+            None => Ok(BgState::default()),
+            Some(t) => serde_json::from_str(&t).map_err(|source| ClusterError::State {
+                namespace: self.spec.namespace.clone(),
+                name: name.clone(),
+                source,
+            }),
+        }
+    }
+
+    async fn write_state(&self, state: &BgState) -> Result<(), ClusterError> {
+        let name = &self.spec.service;
+        let text = serde_json::to_string(state).map_err(|source| ClusterError::Build {
+            what: "state",
+            name: name.clone(),
+            source,
+        })?;
+        let patch = json!({"metadata": {"annotations": { STATE_ANNOTATION: text }}});
+        match self
+            .services()
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Before the first switch the Service does not exist yet: the switch creates it with
+            // the record.
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(self.err("write the state on service", name)(e)),
+        }
+    }
+
+    async fn apply_color(
+        &self,
+        color: Color,
+        image: &str,
+        replicas: u32,
+    ) -> Result<(), ClusterError> {
+        let name = self.spec.deployment_name(color);
+        let labels = self.labels(Some(color));
+        let body = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": self.spec.app, "version": color.as_str()}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{
+                        "name": "app", "image": image,
+                        "ports": [{"containerPort": self.spec.port, "protocol": "TCP"}],
+                    }]},
+                },
+            },
+        });
+        self.deployments()
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(body),
+            )
+            .await
+            .map_err(self.err("apply deployment", &name))?;
+        Ok(())
+    }
+
+    async fn wait_ready(&self, color: Color, deadline: Duration) -> Result<(), ClusterError> {
+        let name = self.spec.deployment_name(color);
+        let api = self.deployments();
+        let waited = tokio::time::timeout(
+            deadline,
+            await_condition(api.clone(), &name, deployment_complete),
+        )
+        .await;
+        match waited {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(ClusterError::NotReady {
+                namespace: self.spec.namespace.clone(),
+                name,
+                deadline,
+                detail: e.to_string(),
+            }),
+            Err(_) => {
+                let last = api.get_opt(&name).await.ok().flatten();
+                Err(ClusterError::NotReady {
+                    namespace: self.spec.namespace.clone(),
+                    name,
+                    deadline,
+                    detail: deployment_detail(last.as_ref()),
+                })
+            }
+        }
+    }
+
+    async fn scale(&self, color: Color, replicas: u32) -> Result<(), ClusterError> {
+        let name = self.spec.deployment_name(color);
+        let patch = json!({"spec": {"replicas": replicas}});
+        match self
+            .deployments()
+            .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 && replicas == 0 => Ok(()),
+            Err(e) => Err(self.err("scale deployment", &name)(e)),
+        }
+    }
+
+    async fn switch(&self, selector: Selector, state: &BgState) -> Result<(), ClusterError> {
+        let name = self.spec.service.clone();
+        let body = self.service_body(&name, selector, Some(state))?;
+        self.services()
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(body),
+            )
+            .await
+            .map_err(self.err("switch the selector of service", &name))?;
+        Ok(())
+    }
+
+    async fn preview(&self, color: Color) -> Result<(), ClusterError> {
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let mut bodies = vec![(self.spec.preview_service.clone(), Selector::Only(color))];
+        for c in [Color::Blue, Color::Green] {
+            bodies.push((self.spec.color_service(c), Selector::Only(c)));
+        }
+        for (name, sel) in bodies {
+            let body = self.service_body(&name, sel, None)?;
+            self.services()
+                .patch(&name, &pp, &Patch::Apply(body))
+                .await
+                .map_err(self.err("apply service", &name))?;
+        }
+        Ok(())
+    }
+
+    async fn canary_weight(&self, weight: u8) -> Result<(), ClusterError> {
+        let Some(name) = self.spec.canary_ingress.clone() else {
+            return Ok(());
+        };
+        let mut rule = json!({"http": {"paths": [{
+            "path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": self.spec.preview_service, "port": {"number": self.spec.port}}},
+        }]}});
+        if let Some(h) = &self.spec.ingress_host {
+            rule["host"] = json!(h);
+        }
+        let body = json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": name, "labels": self.labels(None), "annotations": {
+                "kubernetes.io/ingress.class": "nginx",
+                "nginx.ingress.kubernetes.io/canary": "true",
+                "nginx.ingress.kubernetes.io/canary-weight": weight.to_string(),
+            }},
+            "spec": {"rules": [rule]},
+        });
+        Api::<Ingress>::namespaced(self.client.clone(), &self.spec.namespace)
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(body),
+            )
+            .await
+            .map_err(self.err("set the canary weight of ingress", &name))?;
+        Ok(())
+    }
+
+    async fn acquire_lease(
+        &self,
+        holder: &str,
+        ttl: Duration,
+        wait: Duration,
+    ) -> Result<(), ClusterError> {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.spec.namespace);
+        let start = std::time::Instant::now();
+        let ttl_secs = i32::try_from(ttl.as_secs()).unwrap_or(i32::MAX).max(1);
+        loop {
+            let now = micro_now();
+            let fresh = |rv: Option<String>| -> Result<Lease, ClusterError> {
+                serde_json::from_value(json!({
+                    "metadata": {"name": self.lease, "resourceVersion": rv},
+                    "spec": {"holderIdentity": holder, "leaseDurationSeconds": ttl_secs,
+                             "acquireTime": now, "renewTime": now},
+                }))
+                .map_err(|source| ClusterError::Build {
+                    what: "lease",
+                    name: self.lease.clone(),
+                    source,
+                })
+            };
+            let current = api
+                .get_opt(&self.lease)
+                .await
+                .map_err(self.err("read lease", &self.lease))?;
+            let result = match current {
+                None => api
+                    .create(&PostParams::default(), &fresh(None)?)
+                    .await
+                    .map(|_| ()),
+                Some(l) => {
+                    let spec = l.spec.clone().unwrap_or_default();
+                    let other = spec
+                        .holder_identity
+                        .clone()
+                        .filter(|h| !h.is_empty() && h != holder);
+                    let expired = match (&spec.renew_time, spec.lease_duration_seconds) {
+                        (Some(t), Some(d)) => {
+                            t.0.as_second() + i64::from(d) < Utc::now().timestamp()
+                        }
+                        _ => true,
+                    };
+                    match other {
+                        Some(h) if !expired => {
+                            if start.elapsed() >= wait {
+                                return Err(ClusterError::LeaseHeld {
+                                    namespace: self.spec.namespace.clone(),
+                                    name: self.lease.clone(),
+                                    holder: h,
+                                    waited: start.elapsed(),
+                                });
+                            }
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            continue;
+                        }
+                        _ => api
+                            .replace(
+                                &self.lease,
+                                &PostParams::default(),
+                                &fresh(l.metadata.resource_version.clone())?,
+                            )
+                            .await
+                            .map(|_| ()),
+                    }
+                }
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                // Someone else got there between our read and write: read again.
+                Err(kube::Error::Api(e)) if e.code == 409 => continue,
+                Err(e) => return Err(self.err("take lease", &self.lease)(e)),
+            }
+        }
+    }
+
+    async fn renew_lease(&self, holder: &str) -> Result<(), ClusterError> {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.spec.namespace);
+        let now = micro_now();
+        let patch = json!({"spec": {"holderIdentity": holder, "renewTime": now}});
+        api.patch(&self.lease, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map_err(self.err("renew lease", &self.lease))?;
+        Ok(())
+    }
+
+    async fn release_lease(&self, holder: &str) -> Result<(), ClusterError> {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.spec.namespace);
+        let current = api
+            .get_opt(&self.lease)
+            .await
+            .map_err(self.err("read lease", &self.lease))?;
+        if let Some(l) = current
+            && l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(holder)
+        {
+            let patch = json!({"metadata": {"resourceVersion": l.metadata.resource_version}, "spec": {"holderIdentity": null, "renewTime": null}});
+            match api
+                .patch(&self.lease, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+            {
+                Ok(_) | Err(kube::Error::Api(_)) => {}
+                Err(e) => return Err(self.err("release lease", &self.lease)(e)),
+            }
+        }
+        Ok(())
+    }
+}
