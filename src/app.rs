@@ -97,9 +97,9 @@ pub async fn run(req: &RunRequest, sink: &mut dyn Sink) -> Result<Outcome, Actio
             }
         },
         Command::Pipeline => run_pipeline(req, &policy, &plan, sink).await,
-        Command::Rollback => Err(ActionError::NotAvailable("rollback")),
-        Command::Promote => Err(ActionError::NotAvailable("promote")),
-        Command::Cleanup => Err(ActionError::NotAvailable("cleanup")),
+        Command::Rollback => run_manual(req, &policy, &plan, BgCommand::Rollback, sink).await,
+        Command::Promote => run_manual(req, &policy, &plan, BgCommand::Promote, sink).await,
+        Command::Cleanup => run_manual(req, &policy, &plan, BgCommand::Cleanup, sink).await,
         Command::Setup => run_setup(req, &policy, sink).await,
     }
 }
@@ -884,14 +884,441 @@ async fn run_deploy(
     }
 }
 
-async fn run_blue_green(
-    _req: &RunRequest,
-    _policy: &Policy,
-    _env: &crate::policy::model::EnvironmentSpec,
-    _inputs: &DeployInputs,
-    _github: Option<&GithubClient>,
-    _deployment_id: Option<u64>,
-    _sink: &mut dyn Sink,
+// ---------------------------------------------------------------------------------------------
+// Blue-green and the manual commands
+
+use crate::deploy::bluegreen::{Action as BgAction, BgState, Outcome as BgOutcome};
+use crate::deploy::bluegreen_run::{
+    self, BgReport, BgRunConfig, MonitorSnapshot, Progress, RunEnd, cancel_on_signals,
+};
+use crate::deploy::colors::KubeColors;
+use crate::deploy::metrics::PrometheusClient;
+use crate::github::CheckRunHandle;
+use crate::report::checks::{CheckOutput, CheckStatus, UpdateCheckRun, truncate_chars};
+
+/// The deploy check run (`fm-deploy / deploy <env>`) updated live: every phase change, and while
+/// monitoring each trigger's value against its threshold, at most every 10 s.
+struct CheckProgress<'a> {
+    github: Option<(&'a GithubClient, CheckRunHandle)>,
+    title: String,
+    last: Mutex<Option<std::time::Instant>>,
+}
+
+impl CheckProgress<'_> {
+    async fn update(&self, summary: String, force: bool) {
+        let Some((client, handle)) = &self.github else {
+            return;
+        };
+        {
+            let Ok(mut last) = self.last.lock() else {
+                return;
+            };
+            if !force && last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(10)) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let body = UpdateCheckRun {
+            status: Some(CheckStatus::InProgress),
+            conclusion: None,
+            completed_at: None,
+            details_url: None,
+            output: Some(CheckOutput {
+                title: truncate_chars(&self.title, 255),
+                summary: truncate_chars(&summary, 65_000),
+                text: None,
+                annotations: Vec::new(),
+            }),
+        };
+        // Progress is best effort: a failed update must not disturb the deploy or its rollback.
+        if let Err(e) = crate::github::Checks::update_check_run(*client, handle.id, &body).await {
+            tracing::warn!(error = %e, "deploy check run progress update failed");
+        }
+    }
+}
+
+impl Progress for CheckProgress<'_> {
+    async fn transition(&self, state: &BgState, action: &BgAction) {
+        tracing::info!(phase = ?state.phase, action = ?action, "blue-green step");
+        let summary = format!(
+            "Phase `{:?}`; next: `{}`",
+            state.phase,
+            serde_json::to_string(action).unwrap_or_default()
+        );
+        self.update(summary, false).await;
+    }
+
+    async fn monitoring(&self, snapshot: &MonitorSnapshot) {
+        self.update(crate::deploy::bg_summary::render_progress(snapshot), true)
+            .await;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BgCommand {
+    Deploy,
+    Rollback,
+    Promote,
+    Cleanup,
+}
+
+impl BgCommand {
+    fn name(self) -> &'static str {
+        match self {
+            BgCommand::Deploy => "deploy",
+            BgCommand::Rollback => "rollback",
+            BgCommand::Promote => "promote",
+            BgCommand::Cleanup => "cleanup",
+        }
+    }
+}
+
+/// Prometheus for the triggers: required when any trigger queries it.
+fn metrics_for(
+    req: &RunRequest,
+    env: &crate::policy::model::EnvironmentSpec,
+) -> Result<PrometheusClient, ActionError> {
+    let needs = env.rollback.triggers.iter().any(|t| {
+        matches!(
+            t.source,
+            crate::policy::model::TriggerSource::Prometheus { .. }
+        )
+    });
+    let base = match (&req.inputs.prometheus_url, needs) {
+        (Some(u), _) => u.to_string(),
+        (None, true) => {
+            return Err(ActionError::Usage(format!(
+                "monitor `{}`: its rollback triggers query Prometheus; set the `prometheus-url` input",
+                env.name
+            )));
+        }
+        // No Prometheus trigger: the client is never asked. Loopback port 9 (discard) makes any
+        // mistake fail fast rather than reach the network.
+        (None, false) => "http://127.0.0.1:9".to_string(),
+    };
+    PrometheusClient::new(&base, std::time::Duration::from_secs(5))
+        .map_err(|e| ActionError::Usage(format!("{e}")))
+}
+
+/// One blue-green operation: which, with which image (deploy only), under which GitHub Deployment.
+struct BgRequest<'a> {
+    command: BgCommand,
+    image: Option<&'a str>,
+    deployment_id: Option<u64>,
+}
+
+async fn blue_green(
+    req: &RunRequest,
+    policy: &Policy,
+    env: &crate::policy::model::EnvironmentSpec,
+    op: BgRequest<'_>,
+    github: Option<&GithubClient>,
+    sink: &mut dyn Sink,
 ) -> Result<Outcome, ActionError> {
-    Err(ActionError::NotAvailable("deploy (blue-green)"))
+    let BgRequest {
+        command,
+        image,
+        deployment_id,
+    } = op;
+    let holder = req.context.run_id.map_or_else(
+        || format!("fm-deploy pid {}", std::process::id()),
+        |r| format!("run {r}"),
+    );
+    let (mut cfg, spec): (BgRunConfig, _) = bluegreen_run::from_policy(&policy.app, env, &holder)
+        .map_err(|e| ActionError::Usage(format!("{e}")))?;
+    cfg.deployment_id = deployment_id;
+    let cluster = cluster_from(req).await?;
+    let colors = KubeColors::new(cluster.client().clone(), spec, &env.name);
+    let metrics = metrics_for(req, env)?;
+    let (cancel, _signals) = cancel_on_signals()
+        .map_err(|e| ActionError::Other(format!("install signal handlers: {e}")))?;
+
+    let check_title = format!("{} {}", command.name(), env.name);
+    let session = match github {
+        Some(c) => {
+            Some(ChecksSession::open(c, &req.plan.sha, req.context.run_url().as_deref()).await?)
+        }
+        None => None,
+    };
+    let gate_name = format!("{} {}", command.name(), env.name);
+    let handle = match &session {
+        Some(s) => {
+            let id = external_id(
+                &req.context
+                    .run_id
+                    .map(|r| r.to_string())
+                    .unwrap_or_default(),
+                req.context.job.as_deref().unwrap_or("fm-deploy"),
+                &gate_name,
+            );
+            match s.start(&gate_name, &id, &now_rfc3339()).await? {
+                Started::Posted(h) => Some(h),
+                Started::NoAccess { .. } => None,
+            }
+        }
+        None => None,
+    };
+    let progress = CheckProgress {
+        github: github.zip(handle.clone()),
+        title: check_title.clone(),
+        last: Mutex::new(None),
+    };
+    let result = match command {
+        BgCommand::Deploy => {
+            let image = image.unwrap_or_default();
+            bluegreen_run::deploy_blue_green(&colors, &metrics, &progress, &cfg, image, cancel)
+                .await
+        }
+        BgCommand::Rollback => {
+            bluegreen_run::rollback_blue_green(&colors, &metrics, &progress, &cfg, cancel).await
+        }
+        BgCommand::Promote => {
+            bluegreen_run::promote_blue_green(&colors, &metrics, &progress, &cfg, cancel).await
+        }
+        BgCommand::Cleanup => {
+            bluegreen_run::cleanup_blue_green(
+                &colors,
+                &metrics,
+                &progress,
+                &cfg,
+                chrono::Utc::now(),
+                cancel,
+            )
+            .await
+        }
+    };
+    let report: BgReport = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if let (Some(c), Some(id)) = (github, deployment_id) {
+                let _ = finish_deployment(
+                    c,
+                    id,
+                    &env.name,
+                    DeploymentOutcome::Failure,
+                    Some(&env.url),
+                    req.context.run_url().as_deref(),
+                    &format!("{e}"),
+                )
+                .await;
+            }
+            return Err(ActionError::Other(format!("{e}")));
+        }
+    };
+    for (key, value) in report.outputs() {
+        if let Some(k) = OutputKey::from_name(key) {
+            sink.output(k, &value)?;
+        }
+    }
+    let md = crate::deploy::bg_summary::render_summary(
+        &format!("{} `{}`", command.name(), env.name),
+        &report,
+    );
+    sink.print(&md)?;
+    sink.summary(&md)?;
+    let code = report.exit_code();
+    let (conclusion, line) = match &report.end {
+        RunEnd::Paused => (
+            CheckConclusion::Neutral,
+            "paused before the switch: a `promote` run continues".to_string(),
+        ),
+        RunEnd::Finished(o) => match o {
+            BgOutcome::Succeeded => (CheckConclusion::Success, "succeeded".to_string()),
+            BgOutcome::Nothing { reason } => {
+                (CheckConclusion::Neutral, format!("nothing to do: {reason}"))
+            }
+            BgOutcome::RolledBack { trigger } => (
+                CheckConclusion::Failure,
+                format!("rolled back: trigger `{trigger}` fired"),
+            ),
+            BgOutcome::Failed { reason } => (CheckConclusion::Failure, format!("failed: {reason}")),
+            BgOutcome::Cancelled => (
+                CheckConclusion::Cancelled,
+                "cancelled: traffic on a checked colour".to_string(),
+            ),
+            BgOutcome::Refused { reason } => {
+                (CheckConclusion::Failure, format!("refused: {reason}"))
+            }
+        },
+    };
+    if let (Some(s), Some(h)) = (&session, &handle) {
+        let check = GateCheck {
+            name: gate_name.clone(),
+            conclusion,
+            title: format!("{check_title}: {line}"),
+            summary_markdown: md.clone(),
+            text_markdown: None,
+            findings: Vec::new(),
+            annotation_budget: 0,
+        };
+        s.finish(h, &check, &now_rfc3339()).await?;
+    }
+    if let (Some(c), Some(id)) = (github, deployment_id) {
+        let outcome = if code == 0 {
+            DeploymentOutcome::Success
+        } else {
+            DeploymentOutcome::Failure
+        };
+        finish_deployment(
+            c,
+            id,
+            &env.name,
+            outcome,
+            Some(&env.url),
+            req.context.run_url().as_deref(),
+            &line,
+        )
+        .await?;
+    }
+    match code {
+        0 => Ok(Outcome::Success),
+        1 => Ok(Outcome::Refused),
+        _ => Err(ActionError::Other(format!(
+            "{} `{}`: {line}",
+            command.name(),
+            env.name
+        ))),
+    }
+}
+
+async fn run_blue_green(
+    req: &RunRequest,
+    policy: &Policy,
+    env: &crate::policy::model::EnvironmentSpec,
+    inputs: &DeployInputs,
+    github: Option<&GithubClient>,
+    deployment_id: Option<u64>,
+    sink: &mut dyn Sink,
+) -> Result<Outcome, ActionError> {
+    let op = BgRequest {
+        command: BgCommand::Deploy,
+        image: Some(&inputs.image),
+        deployment_id,
+    };
+    blue_green(req, policy, env, op, github, sink).await
+}
+
+/// `rollback`, `promote`, `cleanup` (workflow_dispatch / schedule). Blue-green environments switch
+/// colours; a direct or rolling environment's rollback re-deploys its last successful image
+/// before the current one, from the state record on the cluster.
+async fn run_manual(
+    req: &RunRequest,
+    policy: &Policy,
+    plan: &Plan,
+    command: BgCommand,
+    sink: &mut dyn Sink,
+) -> Result<Outcome, ActionError> {
+    let Some(env) = plan
+        .environment
+        .as_ref()
+        .and_then(|e| policy.environments.get(e))
+    else {
+        return Err(ActionError::Usage(format!(
+            "{}: branch `{}` maps to no environment; pass the `environment` input",
+            command.name(),
+            plan.branch
+        )));
+    };
+    if req.plan.dry_run {
+        sink.print(&format!(
+            "{} `{}`: dry run — nothing changed",
+            command.name(),
+            env.name
+        ))?;
+        return Ok(Outcome::Success);
+    }
+    let github = github_client(req)?;
+    match env.strategy {
+        crate::policy::model::StrategyKind::BlueGreen => {
+            let op = BgRequest {
+                command,
+                image: None,
+                deployment_id: None,
+            };
+            blue_green(req, policy, env, op, github.as_ref(), sink).await
+        }
+        crate::policy::model::StrategyKind::Direct
+        | crate::policy::model::StrategyKind::Rolling => match command {
+            BgCommand::Rollback => rollback_revision(req, policy, env, sink).await,
+            BgCommand::Promote | BgCommand::Cleanup | BgCommand::Deploy => {
+                sink.print(&format!(
+                    "{}: environment `{}` is {:?}; only blue-green environments have colours to promote or clean up",
+                    command.name(),
+                    env.name,
+                    env.strategy
+                ))?;
+                Ok(Outcome::Success)
+            }
+        },
+    }
+}
+
+/// Direct / rolling rollback: the last image that deployed successfully before the current one.
+async fn rollback_revision(
+    req: &RunRequest,
+    policy: &Policy,
+    env: &crate::policy::model::EnvironmentSpec,
+    sink: &mut dyn Sink,
+) -> Result<Outcome, ActionError> {
+    use crate::deploy::cluster::Cluster;
+    let cluster = cluster_from(req).await?;
+    let record = cluster
+        .read_record(&env.namespace, &policy.app.name)
+        .await
+        .map_err(|e| ActionError::Other(format!("{e}")))?;
+    let current = record.current.as_ref().map(|c| c.image.clone());
+    let previous = record
+        .history
+        .iter()
+        .find(|r| r.outcome == "deployed" && Some(&r.image) != current.as_ref())
+        .map(|r| r.image.clone());
+    let Some(previous) = previous else {
+        return Err(ActionError::Usage(format!(
+            "rollback `{}`: the state record has no earlier successful image than {}",
+            env.name,
+            current.unwrap_or_else(|| "(none)".into())
+        )));
+    };
+    let mut inputs = deploy_inputs(req, policy, env)?;
+    inputs.image = previous.clone();
+    let prober = HttpProber::new().map_err(|e| ActionError::Other(format!("{e}")))?;
+    let tests = GatePostDeploy {
+        policy,
+        workspace: req.workspace.clone(),
+    };
+    let report = deploy_environment(
+        &cluster,
+        &prober,
+        &tests,
+        &policy.app,
+        env,
+        &inputs,
+        &DeployOptions::default(),
+    )
+    .await
+    .map_err(|e| ActionError::Other(format!("{e}")))?;
+    let md = format!(
+        "## Rollback of `{}` to {previous}: {}\n",
+        env.name,
+        report.outcome.summary()
+    );
+    sink.print(&md)?;
+    sink.summary(&md)?;
+    sink.output(
+        OutputKey::RolledBack,
+        if report.exit_code() == 0 {
+            "true"
+        } else {
+            "false"
+        },
+    )?;
+    match report.exit_code() {
+        0 => Ok(Outcome::Success),
+        1 => Ok(Outcome::Refused),
+        _ => Err(ActionError::Other(format!(
+            "rollback `{}`: {}",
+            env.name,
+            report.outcome.summary()
+        ))),
+    }
 }
