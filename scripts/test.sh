@@ -16,7 +16,7 @@ step() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
 
 step "system packages"
 need=()
-for p in golang-go rsync jq etcd-server dpkg-dev prometheus openssl curl git nodejs; do
+for p in golang-go rsync jq etcd-server dpkg-dev patch prometheus openssl curl git python3 python3-venv nodejs npm; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 # nodejs may come from outside Debian's archive; only install it when no node is on PATH.
