@@ -5,12 +5,11 @@
 //! when to switch or revert is `bluegreen.rs`'s business; this file only does what it is told.
 
 use crate::deploy::bluegreen::{BgState, Color};
-use chrono::Utc;
+use crate::deploy::cluster::{Cluster, KubeCluster, LeaseGuard, LeaseOptions};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use serde_json::json;
@@ -59,6 +58,28 @@ pub enum ClusterError {
         #[source]
         source: serde_json::Error,
     },
+    /// The environment's Lease, through the shared implementation in `deploy::cluster`.
+    #[error(transparent)]
+    Lease(Box<crate::deploy::cluster::ClusterError>),
+}
+
+impl From<crate::deploy::cluster::ClusterError> for ClusterError {
+    fn from(e: crate::deploy::cluster::ClusterError) -> Self {
+        match e {
+            crate::deploy::cluster::ClusterError::LeaseHeld {
+                namespace,
+                name,
+                holder,
+                waited,
+            } => ClusterError::LeaseHeld {
+                namespace,
+                name,
+                holder,
+                waited,
+            },
+            other => ClusterError::Lease(Box::new(other)),
+        }
+    }
 }
 
 /// What the colour objects look like.
@@ -142,22 +163,31 @@ pub trait BgCluster: Send + Sync {
     fn release_lease(&self, holder: &str) -> impl Future<Output = Result<(), ClusterError>> + Send;
 }
 
-/// `BgCluster` on a real apiserver.
-#[derive(Clone)]
+/// `BgCluster` on a real apiserver. The Lease is the one every deploy of the environment takes
+/// (`KubeCluster::acquire_lease`, renewed in the background while held); this adapter only keeps
+/// its guard.
 pub struct KubeColors {
     client: Client,
     spec: ColorsSpec,
     lease: String,
+    leases: KubeCluster,
+    guard: std::sync::Mutex<Option<LeaseGuard>>,
 }
 
 impl KubeColors {
     /// `environment` names the Lease (`fm-deploy-<environment>`).
     pub fn new(client: Client, spec: ColorsSpec, environment: &str) -> Self {
         Self {
+            leases: KubeCluster::new(client.clone()),
             client,
             spec,
             lease: format!("fm-deploy-{environment}"),
+            guard: std::sync::Mutex::new(None),
         }
+    }
+
+    fn take_guard(&self) -> Option<LeaseGuard> {
+        self.guard.lock().ok().and_then(|mut g| g.take())
     }
     pub fn spec(&self) -> &ColorsSpec {
         &self.spec
@@ -211,10 +241,6 @@ impl KubeColors {
 }
 
 /// `MicroTime` on the wire.
-fn micro_now() -> String {
-    Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-}
-
 fn deployment_complete(d: Option<&Deployment>) -> bool {
     let Some(d) = d else { return false };
     let (Some(spec), Some(status)) = (&d.spec, &d.status) else {
@@ -436,105 +462,46 @@ impl BgCluster for KubeColors {
         ttl: Duration,
         wait: Duration,
     ) -> Result<(), ClusterError> {
-        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.spec.namespace);
-        let start = std::time::Instant::now();
-        let ttl_secs = i32::try_from(ttl.as_secs()).unwrap_or(i32::MAX).max(1);
-        loop {
-            let now = micro_now();
-            let fresh = |rv: Option<String>| -> Result<Lease, ClusterError> {
-                serde_json::from_value(json!({
-                    "metadata": {"name": self.lease, "resourceVersion": rv},
-                    "spec": {"holderIdentity": holder, "leaseDurationSeconds": ttl_secs,
-                             "acquireTime": now, "renewTime": now},
-                }))
-                .map_err(|source| ClusterError::Build {
-                    what: "lease",
-                    name: self.lease.clone(),
-                    source,
-                })
-            };
-            let current = api
-                .get_opt(&self.lease)
-                .await
-                .map_err(self.err("read lease", &self.lease))?;
-            let result = match current {
-                None => api
-                    .create(&PostParams::default(), &fresh(None)?)
-                    .await
-                    .map(|_| ()),
-                Some(l) => {
-                    let spec = l.spec.clone().unwrap_or_default();
-                    let other = spec
-                        .holder_identity
-                        .clone()
-                        .filter(|h| !h.is_empty() && h != holder);
-                    let expired = match (&spec.renew_time, spec.lease_duration_seconds) {
-                        (Some(t), Some(d)) => {
-                            t.0.as_second() + i64::from(d) < Utc::now().timestamp()
-                        }
-                        _ => true,
-                    };
-                    match other {
-                        Some(h) if !expired => {
-                            if start.elapsed() >= wait {
-                                return Err(ClusterError::LeaseHeld {
-                                    namespace: self.spec.namespace.clone(),
-                                    name: self.lease.clone(),
-                                    holder: h,
-                                    waited: start.elapsed(),
-                                });
-                            }
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                            continue;
-                        }
-                        _ => api
-                            .replace(
-                                &self.lease,
-                                &PostParams::default(),
-                                &fresh(l.metadata.resource_version.clone())?,
-                            )
-                            .await
-                            .map(|_| ()),
-                    }
-                }
-            };
-            match result {
-                Ok(()) => return Ok(()),
-                // Someone else got there between our read and write: read again.
-                Err(kube::Error::Api(e)) if e.code == 409 => continue,
-                Err(e) => return Err(self.err("take lease", &self.lease)(e)),
-            }
+        let opts = LeaseOptions {
+            duration: ttl,
+            wait,
+        };
+        let guard = self
+            .leases
+            .acquire_lease(&self.spec.namespace, &self.lease, holder, opts)
+            .await?;
+        if let Ok(mut g) = self.guard.lock() {
+            *g = Some(guard);
         }
+        Ok(())
     }
 
+    /// The guard renews in the background; this reports a Lease that was lost meanwhile (another
+    /// run took it over after it expired), so the release stops rather than race that run.
     async fn renew_lease(&self, holder: &str) -> Result<(), ClusterError> {
-        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.spec.namespace);
-        let now = micro_now();
-        let patch = json!({"spec": {"holderIdentity": holder, "renewTime": now}});
-        api.patch(&self.lease, &PatchParams::default(), &Patch::Merge(patch))
-            .await
-            .map_err(self.err("renew lease", &self.lease))?;
-        Ok(())
-    }
-
-    async fn release_lease(&self, holder: &str) -> Result<(), ClusterError> {
-        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.spec.namespace);
-        let current = api
-            .get_opt(&self.lease)
-            .await
-            .map_err(self.err("read lease", &self.lease))?;
-        if let Some(l) = current
-            && l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(holder)
-        {
-            let patch = json!({"metadata": {"resourceVersion": l.metadata.resource_version}, "spec": {"holderIdentity": null, "renewTime": null}});
-            match api
-                .patch(&self.lease, &PatchParams::default(), &Patch::Merge(patch))
-                .await
-            {
-                Ok(_) | Err(kube::Error::Api(_)) => {}
-                Err(e) => return Err(self.err("release lease", &self.lease)(e)),
+        let lost = self
+            .guard
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().and_then(LeaseGuard::lost_to));
+        match lost {
+            Some(other) => Err(ClusterError::LeaseHeld {
+                namespace: self.spec.namespace.clone(),
+                name: self.lease.clone(),
+                holder: other,
+                waited: Duration::ZERO,
+            }),
+            None => {
+                tracing::debug!(lease = %self.lease, holder, "lease held");
+                Ok(())
             }
         }
-        Ok(())
+    }
+
+    async fn release_lease(&self, _holder: &str) -> Result<(), ClusterError> {
+        match self.take_guard() {
+            Some(guard) => Ok(self.leases.release_lease(guard).await?),
+            None => Ok(()),
+        }
     }
 }
