@@ -682,6 +682,36 @@ fn deploy_inputs(
     })
 }
 
+/// Ends this run's GitHub Deployment (when there is one): success, or failure with the reason.
+async fn end_deployment(
+    req: &RunRequest,
+    github: Option<&GithubClient>,
+    deployment_id: Option<u64>,
+    env: &crate::policy::model::EnvironmentSpec,
+    succeeded: bool,
+    description: &str,
+) -> Result<(), ActionError> {
+    let (Some(c), Some(id)) = (github, deployment_id) else {
+        return Ok(());
+    };
+    let outcome = if succeeded {
+        DeploymentOutcome::Success
+    } else {
+        DeploymentOutcome::Failure
+    };
+    finish_deployment(
+        c,
+        id,
+        &env.name,
+        outcome,
+        Some(&env.url),
+        req.context.run_url().as_deref(),
+        description,
+    )
+    .await?;
+    Ok(())
+}
+
 async fn pre_deploy(
     req: &RunRequest,
     policy: &Policy,
@@ -835,18 +865,7 @@ async fn run_deploy(
                     (report.exit_code(), line, md)
                 }
                 Err(e) => {
-                    if let (Some(c), Some(id)) = (github, deployment_id) {
-                        finish_deployment(
-                            c,
-                            id,
-                            &env.name,
-                            DeploymentOutcome::Failure,
-                            Some(&env.url),
-                            log_url.as_deref(),
-                            &format!("{e}"),
-                        )
-                        .await?;
-                    }
+                    end_deployment(req, github, deployment_id, env, false, &format!("{e}")).await?;
                     return Err(ActionError::Other(format!("{e}")));
                 }
             }
@@ -855,23 +874,7 @@ async fn run_deploy(
             return run_blue_green(req, policy, env, &inputs, github, deployment_id, sink).await;
         }
     };
-    if let (Some(c), Some(id)) = (github, deployment_id) {
-        let outcome = if ok == 0 {
-            DeploymentOutcome::Success
-        } else {
-            DeploymentOutcome::Failure
-        };
-        finish_deployment(
-            c,
-            id,
-            &env.name,
-            outcome,
-            Some(&env.url),
-            log_url.as_deref(),
-            &summary_line,
-        )
-        .await?;
-    }
+    end_deployment(req, github, deployment_id, env, ok == 0, &summary_line).await?;
     sink.print(&md)?;
     sink.summary(&md)?;
     match ok {
@@ -1090,17 +1093,12 @@ async fn blue_green(
     let report: BgReport = match result {
         Ok(r) => r,
         Err(e) => {
-            if let (Some(c), Some(id)) = (github, deployment_id) {
-                let _ = finish_deployment(
-                    c,
-                    id,
-                    &env.name,
-                    DeploymentOutcome::Failure,
-                    Some(&env.url),
-                    req.context.run_url().as_deref(),
-                    &format!("{e}"),
-                )
-                .await;
+            // The infrastructure error is what the run reports; a failure to record it on the
+            // Deployment must not hide it.
+            if let Err(g) =
+                end_deployment(req, github, deployment_id, env, false, &format!("{e}")).await
+            {
+                tracing::warn!(error = %g, "failed to mark the GitHub Deployment failed");
             }
             return Err(ActionError::Other(format!("{e}")));
         }
@@ -1153,23 +1151,7 @@ async fn blue_green(
         };
         s.finish(h, &check, &now_rfc3339()).await?;
     }
-    if let (Some(c), Some(id)) = (github, deployment_id) {
-        let outcome = if code == 0 {
-            DeploymentOutcome::Success
-        } else {
-            DeploymentOutcome::Failure
-        };
-        finish_deployment(
-            c,
-            id,
-            &env.name,
-            outcome,
-            Some(&env.url),
-            req.context.run_url().as_deref(),
-            &line,
-        )
-        .await?;
-    }
+    end_deployment(req, github, deployment_id, env, code == 0, &line).await?;
     match code {
         0 => Ok(Outcome::Success),
         1 => Ok(Outcome::Refused),
