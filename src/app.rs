@@ -682,6 +682,39 @@ fn deploy_inputs(
     })
 }
 
+/// Tells Slack (when the `slack-webhook` input is set) how a deploy ended. Best effort: a
+/// notification that cannot be delivered is logged, never the run's outcome.
+async fn notify_deploy(
+    req: &RunRequest,
+    policy: &Policy,
+    env: &crate::policy::model::EnvironmentSpec,
+    image: &str,
+    outcome: &str,
+    detail: &str,
+    alarm: bool,
+) {
+    use crate::notify::{DeployNotice, Notifier, SlackWebhook};
+    let Some(url) = &req.inputs.slack_webhook else {
+        return;
+    };
+    let notice = DeployNotice {
+        environment: env.name.clone(),
+        app: policy.app.name.clone(),
+        image: image.to_string(),
+        outcome: outcome.to_string(),
+        detail: detail.to_string(),
+        run_url: req.context.run_url(),
+        alarm,
+    };
+    let sent = match SlackWebhook::new(url.expose()) {
+        Ok(hook) => hook.notify(&notice).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "notification not delivered");
+    }
+}
+
 /// Ends this run's GitHub Deployment (when there is one): success, or failure with the reason.
 async fn end_deployment(
     req: &RunRequest,
@@ -875,6 +908,17 @@ async fn run_deploy(
         }
     };
     end_deployment(req, github, deployment_id, env, ok == 0, &summary_line).await?;
+    let word = if ok == 0 { "deployed" } else { "failed" };
+    notify_deploy(
+        req,
+        policy,
+        env,
+        &inputs.image,
+        word,
+        &summary_line,
+        ok != 0,
+    )
+    .await;
     sink.print(&md)?;
     sink.summary(&md)?;
     match ok {
@@ -1152,6 +1196,25 @@ async fn blue_green(
         s.finish(h, &check, &now_rfc3339()).await?;
     }
     end_deployment(req, github, deployment_id, env, code == 0, &line).await?;
+    let image = report.state.image.clone().unwrap_or_default();
+    notify_deploy(
+        req,
+        policy,
+        env,
+        &image,
+        &format!(
+            "{} {}",
+            command.name(),
+            if code == 0 {
+                "succeeded"
+            } else {
+                "did not succeed"
+            }
+        ),
+        &line,
+        code != 0,
+    )
+    .await;
     match code {
         0 => Ok(Outcome::Success),
         1 => Ok(Outcome::Refused),

@@ -199,7 +199,11 @@ fn request_from_cli(cli: &Cli, ctx: GithubContext) -> Result<RunRequest, ActionE
         image_tag: cli.image_tag.clone(),
         dry_run: cli.dry_run,
         prometheus_url,
-        slack_webhook: None,
+        // Secrets never on the command line (process lists show it): from the environment.
+        slack_webhook: std::env::var("FM_DEPLOY_SLACK_WEBHOOK")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .map(Secret::new),
         secrets: AppSecrets::default(),
     };
     Ok(RunRequest {

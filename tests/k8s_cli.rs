@@ -50,6 +50,15 @@ environments:
 
 /// Runs the binary without blocking the runtime the stand-in kubelet and router live on.
 async fn deploy(dir: &Path, kubeconfig: &Path, tag: &str) -> (Output, String) {
+    deploy_with(dir, kubeconfig, tag, &[]).await
+}
+
+async fn deploy_with(
+    dir: &Path,
+    kubeconfig: &Path,
+    tag: &str,
+    env: &[(&str, &str)],
+) -> (Output, String) {
     let outputs = dir.join(format!("outputs-{tag}"));
     let out = tokio::process::Command::new(BIN)
         .args([
@@ -71,6 +80,7 @@ async fn deploy(dir: &Path, kubeconfig: &Path, tag: &str) -> (Output, String) {
         .arg(dir.join("report.md"))
         .arg("--output")
         .arg(&outputs)
+        .envs(env.iter().copied())
         .output()
         .await
         .unwrap();
@@ -83,6 +93,26 @@ async fn image_of(admin: &kube::Client, ns: &str) -> Option<String> {
         .await
         .ok()?;
     d.spec?.template.spec?.containers.first()?.image.clone()
+}
+
+/// A Slack incoming-webhook stand-in on loopback: records every body POSTed to it.
+async fn slack_stand_in() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let posts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = posts.clone();
+    let app = axum::Router::new().route(
+        "/services/T000/B000/XXXX",
+        axum::routing::post(move |body: String| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/services/T000/B000/XXXX"), posts)
 }
 
 fn deployer_kubeconfig(fx: &Fixture) -> PathBuf {
@@ -124,7 +154,8 @@ async fn binary_direct_deploy() -> anyhow::Result<()> {
         Some("example/web:v1")
     );
 
-    let (out, _) = deploy(dir.path(), &kc, "v2").await;
+    let (hook, posts) = slack_stand_in().await;
+    let (out, _) = deploy_with(dir.path(), &kc, "v2", &[("FM_DEPLOY_SLACK_WEBHOOK", &hook)]).await;
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -134,6 +165,17 @@ async fn binary_direct_deploy() -> anyhow::Result<()> {
     assert_eq!(
         image_of(&fx.admin, &fx.ns).await.as_deref(),
         Some("example/web:v2")
+    );
+    let posts = posts.lock().unwrap().clone();
+    assert_eq!(posts.len(), 1, "one notification per deploy: {posts:?}");
+    assert!(
+        posts[0].contains("deployed in *dev*: example/web:v2"),
+        "{}",
+        posts[0]
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(&hook),
+        "the webhook URL is a secret"
     );
     let report = std::fs::read_to_string(dir.path().join("report.md"))?;
     assert!(
