@@ -137,17 +137,6 @@ pub enum PlanError {
     UnknownEnvironment(String),
 }
 
-/// The worst-case time from a condition starting to hold to the rollback decision:
-/// the `for` window, plus up to one sample interval before it is first seen, plus the query's
-/// look-back window (a `rate(x[1m])` needs up to a minute to fully reflect a change).
-pub fn worst_case_detection(
-    for_: Duration,
-    sample_every: Duration,
-    query_window: Option<Duration>,
-) -> Duration {
-    for_ + sample_every + query_window.unwrap_or_default()
-}
-
 pub fn plan(req: &PlanRequest, policy: &Policy) -> Result<Plan, PlanError> {
     let mut skipped = Vec::new();
     let rule = policy.branch_rule(&req.branch);
@@ -542,19 +531,14 @@ fn deploy_steps(policy: &Policy, e: &EnvironmentSpec, image: &str, emergency: bo
             ));
             on_no_data = Some(e.rollback.on_no_data);
             for t in &e.rollback.triggers {
-                let (source, condition, qw) = match &t.source {
-                    TriggerSource::Prometheus {
-                        query,
-                        query_window,
-                    } => (
+                let (source, condition) = match &t.source {
+                    TriggerSource::Prometheus { query, .. } => (
                         "prometheus".to_string(),
                         format!("{} > {}", one_line(query), t.above),
-                        *query_window,
                     ),
                     TriggerSource::Probe { path } => (
                         format!("probe {path}"),
                         format!("failing probes > {}", Ratio(t.above)),
-                        None,
                     ),
                 };
                 triggers.push(PlannedTrigger {
@@ -562,7 +546,11 @@ fn deploy_steps(policy: &Policy, e: &EnvironmentSpec, image: &str, emergency: bo
                     source,
                     condition,
                     for_: t.for_,
-                    worst_case_detection: worst_case_detection(t.for_, e.rollback.sample_every, qw),
+                    // `for` + sample interval + the query's own look-back window.
+                    worst_case_detection: crate::deploy::triggers::worst_case_detection(
+                        t,
+                        e.rollback.sample_every,
+                    ),
                 });
             }
         }

@@ -134,7 +134,15 @@ fn example_production_triggers() {
     );
     match &r.triggers[0].source {
         TriggerSource::Prometheus { query_window, .. } => {
-            assert_eq!(query_window.as_ref(), Some(&Duration::from_secs(60)))
+            assert_eq!(
+                query_window.as_ref(),
+                None,
+                "not given: read from the query"
+            );
+            assert_eq!(
+                fm_deploy::deploy::triggers::trigger_query_window(&r.triggers[0]),
+                Duration::from_secs(60)
+            );
         }
         TriggerSource::Probe { .. } => panic!("error-rate is a Prometheus trigger"),
     }

@@ -1542,10 +1542,11 @@ fn decode_trigger(
     let source = match (f.get("prometheus"), f.get("probe")) {
         (Some(q), None) => {
             let query = d.non_empty_string(q, &f.child("prometheus"));
-            let query_window = match f.get("query_window") {
-                Some(v) => d.duration(v, &f.child("query_window")),
-                None => query.as_deref().and_then(range_in_query),
-            };
+            // Absent: read from the query's longest `[range]` where it is needed
+            // (`deploy::triggers::trigger_query_window`).
+            let query_window = f
+                .get("query_window")
+                .and_then(|v| d.duration(v, &f.child("query_window")));
             if f.has("failures_above")
                 && let Some(p) = f.key_pos("failures_above")
             {
@@ -1623,24 +1624,6 @@ fn decode_trigger(
         above: above?,
         for_: for_?,
     })
-}
-
-/// The longest `[…]` range selector in a PromQL query (`rate(x[1m])` → 1 minute).
-pub fn range_in_query(q: &str) -> Option<Duration> {
-    let mut best: Option<Duration> = None;
-    let mut rest = q;
-    while let Some(start) = rest.find('[') {
-        let after = &rest[start + 1..];
-        let Some(end) = after.find(']') else { break };
-        let inner = &after[..end];
-        // `[5m:30s]` subqueries: the range is before the colon.
-        let range = inner.split(':').next().unwrap_or(inner).trim();
-        if let Ok(d) = humantime::parse_duration(range) {
-            best = Some(best.map_or(d, |b| b.max(d)));
-        }
-        rest = &after[end + 1..];
-    }
-    best
 }
 
 fn decode_overrides(d: &mut Decoder, n: &Node) -> Option<OverrideSpec> {
