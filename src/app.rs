@@ -28,6 +28,9 @@ pub trait Sink {
     fn output(&mut self, key: OutputKey, value: &str) -> Result<(), ActionError>;
     /// Markdown for the job summary (`GITHUB_STEP_SUMMARY`, or a local file).
     fn summary(&mut self, markdown: &str) -> Result<(), ActionError>;
+    /// Starts a foldable log group (`::group::`); a heading outside Actions.
+    fn group(&mut self, title: &str) -> Result<(), ActionError>;
+    fn end_group(&mut self) -> Result<(), ActionError>;
 }
 
 impl<C: Console> Sink for Runtime<C> {
@@ -42,6 +45,14 @@ impl<C: Console> Sink for Runtime<C> {
     fn summary(&mut self, markdown: &str) -> Result<(), ActionError> {
         self.append_summary(markdown)?;
         Ok(())
+    }
+
+    fn group(&mut self, title: &str) -> Result<(), ActionError> {
+        Ok(self.group_start(title)?)
+    }
+
+    fn end_group(&mut self) -> Result<(), ActionError> {
+        Ok(self.group_end()?)
     }
 }
 
@@ -316,7 +327,13 @@ pub async fn run_gates_phase(
     let decision = report.verdict.decision;
 
     // Report: the summary and terminal text always; check runs when there is access.
+    sink.group(&format!(
+        "fm-deploy gates: {} ({} gates)",
+        decision,
+        report.runs.len()
+    ))?;
     sink.print(&gates_summary::render_text(&report))?;
+    sink.end_group()?;
     sink.summary(&gates_summary::render_markdown(&report))?;
     sink.output(OutputKey::Decision, decision.as_str())?;
     sink.output(OutputKey::Report, &report_json(plan, Some(&report)))?;
