@@ -16,14 +16,12 @@ step() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
 
 step "system packages"
 need=()
-for p in golang-go rsync jq etcd-server dpkg-dev patch prometheus openssl curl git python3 python3-venv nodejs npm; do
+for p in golang-go rsync jq etcd-server dpkg-dev patch prometheus openssl curl git python3 python3-venv; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
-# nodejs may come from outside Debian's archive; only install it when no node is on PATH.
-if command -v node >/dev/null 2>&1; then
-  need=("${need[@]/nodejs}")
-fi
-need=($(printf '%s\n' "${need[@]}" | grep -v '^$' || true))
+# Node may come from outside Debian's archive (its npm bundled): install Debian's only when absent.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
