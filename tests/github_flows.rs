@@ -353,3 +353,30 @@ fn non_pull_request_payloads_are_recognised() {
         .unwrap_or_else(|| panic!("pull_request"));
     assert_eq!((ev.number, ev.from_fork), (2, false));
 }
+
+/// A deployment create that GitHub applied but whose answer was lost (502 after the write) is
+/// found by its marker before the retry: exactly one deployment exists, and its id is the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_create_applied_behind_a_502_is_not_duplicated() {
+    let tb = Testbed::start().await;
+    tb.fake.state().faults.push(Fault {
+        method: Method::POST,
+        path_contains: "/deployments".into(),
+        kind: support_github::fake::FaultKind::AppliedThen(502),
+        times: 1,
+    });
+    let client = tb.client(TOKEN);
+    let id = start_deployment(&client, &"5".repeat(40), "production", None, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deployments = tb.fake.state().deployments.clone();
+    assert_eq!(deployments.len(), 1, "no second create: {deployments:?}");
+    assert_eq!(deployments[0].id, id);
+    assert_eq!(
+        tb.fake.count(&Method::POST, "/deployments"),
+        2,
+        "the applied create and its in_progress status"
+    );
+    tb.assert_clean().await;
+    tb.stop().await;
+}

@@ -21,11 +21,15 @@ pub struct NewDeployment {
     pub auto_merge: bool,
     pub production_environment: bool,
     pub transient_environment: bool,
+    /// `{"fm_deploy": <marker>}`: a value unique to this create, so a retry after a lost answer
+    /// can find the deployment GitHub did create instead of creating a second one.
+    pub payload: serde_json::Value,
 }
 
 impl NewDeployment {
     /// A deployment of `sha` to `environment`.
     pub fn for_sha(sha: &str, environment: &str, description: &str) -> Self {
+        let marker = format!("{sha}:{environment}:{:016x}", rand::random::<u64>());
         NewDeployment {
             git_ref: sha.to_string(),
             environment: environment.to_string(),
@@ -34,7 +38,12 @@ impl NewDeployment {
             auto_merge: false,
             production_environment: environment == "production",
             transient_environment: false,
+            payload: serde_json::json!({ "fm_deploy": marker }),
         }
+    }
+
+    fn marker(&self) -> Option<&str> {
+        self.payload.get("fm_deploy").and_then(|m| m.as_str())
     }
 }
 
@@ -88,6 +97,9 @@ pub struct DeploymentSummary {
     pub environment: String,
     #[serde(default)]
     pub sha: String,
+    /// What the creator attached (GitHub answers an object, or a string for legacy payloads).
+    #[serde(default)]
+    pub payload: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -123,7 +135,24 @@ pub trait Deployments: Sync {
 impl Deployments for GithubClient {
     async fn create_deployment(&self, d: &NewDeployment) -> Result<DeploymentSummary, Error> {
         let path = format!("{}/deployments", self.repo_path());
-        let v: serde_json::Value = self.send(Method::POST, &path, Some(d)).await?;
+        // A 5xx or a lost answer may hide a create GitHub did apply: look for this create's
+        // marker among the commit's deployments to the environment before creating again.
+        let probe = || async {
+            let list = format!(
+                "{}/deployments?sha={}&environment={}&per_page=30",
+                self.repo_path(),
+                super::predeploy::encode_query(&d.git_ref),
+                super::predeploy::encode_query(&d.environment)
+            );
+            let found: Vec<DeploymentSummary> = self.send(Method::GET, &list, None::<&()>).await?;
+            Ok(found
+                .into_iter()
+                .find(|x| x.payload.get("fm_deploy").and_then(|m| m.as_str()) == d.marker())
+                .map(|x| serde_json::json!({"id": x.id, "environment": x.environment, "sha": x.sha, "payload": x.payload})))
+        };
+        let v: serde_json::Value = self
+            .send_probed(Method::POST, &path, Some(d), probe)
+            .await?;
         // 202 carries only a message (an auto-merge happened); with auto_merge false it means trouble.
         if v.get("id").is_none() {
             let what = v

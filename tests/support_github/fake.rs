@@ -860,6 +860,9 @@ fn deployment_json(st: &FakeState, d: &Deployment) -> Value {
     if let Some(t) = d.body.get("transient_environment") {
         v["transient_environment"] = t.clone();
     }
+    if let Some(p) = d.body.get("payload") {
+        v["payload"] = p.clone();
+    }
     v
 }
 
@@ -900,6 +903,7 @@ async fn list_deployments(State(fake): State<Fake>, Query(q): Q) -> Response {
         .iter()
         .rev()
         .filter(|d| q.get("environment").is_none_or(|e| e == &d.environment))
+        .filter(|d| q.get("sha").is_none_or(|s| s == &d.sha))
         .map(|d| deployment_json(&st, d))
         .collect();
     axum::Json(page(&items, &q)).into_response()
