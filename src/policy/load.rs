@@ -1174,13 +1174,14 @@ fn decode_environment(
         && !post_deploy.is_empty()
         && let Some(p) = f.key_pos("post_deploy")
     {
-        // Direct and blue-green deploys run their checks through smoke / health and triggers.
-        if strategy == Some(StrategyKind::Direct) {
+        // Direct and blue-green deploys check through smoke endpoints, health and triggers; a
+        // list that would be silently ignored is an error.
+        if strategy.is_some() {
             d.error_hint(
                 p,
                 &f.child("post_deploy"),
                 "post-deploy test gates need strategy rolling (they roll back on failure)",
-                Some("use `smoke.endpoints` for a direct deploy".into()),
+                Some("use `smoke.endpoints` (and rollback triggers for blue-green)".into()),
             );
         }
     }
