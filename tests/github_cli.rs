@@ -210,3 +210,89 @@ async fn fork_pull_request_falls_back_to_annotations() {
     tb.assert_clean().await;
     tb.stop().await;
 }
+
+/// `setup` from a workflow_dispatch run: the example policy's branch and environment protection
+/// written through Prism, then a second run that writes nothing; `dry-run` writes nothing either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_command_applies_then_is_idempotent() {
+    let tb = Testbed::start().await;
+    for team in ["qa-team", "senior-developers", "devops"] {
+        tb.fake.add_team("org", team);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().to_path_buf();
+    std::fs::create_dir_all(ws.join(".github")).unwrap();
+    std::fs::copy(
+        root().join("examples/fm-deploy.yml"),
+        ws.join(".github/fm-deploy.yml"),
+    )
+    .unwrap();
+    let payload = root().join("tests/fixtures/events/workflow_dispatch.json");
+    let setup = |dry_run: &'static str| {
+        let ws = ws.clone();
+        let payload = payload.clone();
+        let url = tb.url.clone();
+        async move {
+            tokio::process::Command::new(BIN)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("GITHUB_ACTIONS", "true")
+                .env("GITHUB_EVENT_NAME", "workflow_dispatch")
+                .env("GITHUB_EVENT_PATH", &payload)
+                .env("GITHUB_REF", "refs/heads/main")
+                .env("GITHUB_WORKSPACE", &ws)
+                .env("GITHUB_API_URL", &url)
+                .env("GITHUB_REPOSITORY", "org/fm-llm-solver")
+                .env("GITHUB_RUN_ID", "4244")
+                .env("INPUT_COMMAND", "setup")
+                .env("INPUT_DRY-RUN", dry_run)
+                .env("INPUT_GITHUB-TOKEN", support_github::TOKEN)
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let dry = setup("true").await;
+    assert_eq!(
+        dry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&dry.stdout)
+    );
+    assert!(
+        tb.fake.writes().is_empty(),
+        "dry run wrote: {:?}",
+        tb.fake.writes()
+    );
+    assert!(String::from_utf8_lossy(&dry.stdout).contains("required reviews: 0 → 3"));
+
+    let first = setup("false").await;
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stdout)
+    );
+    let written = tb.fake.writes().len();
+    assert_eq!(
+        written,
+        6,
+        "3 branch protections, main's signatures, staging and production: {:?}",
+        tb.fake.writes()
+    );
+
+    let second = setup("false").await;
+    assert_eq!(
+        second.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&second.stdout)
+    );
+    assert_eq!(
+        tb.fake.writes().len(),
+        written,
+        "a second run writes nothing"
+    );
+    tb.assert_clean().await;
+    tb.stop().await;
+}
