@@ -18,6 +18,10 @@ use support_k8s::router::TestRouter;
 const BIN: &str = env!("CARGO_BIN_EXE_fm-deploy");
 
 fn policy(ns: &str, live: &str, preview: &str) -> String {
+    policy_with(ns, live, preview, false)
+}
+
+fn policy_with(ns: &str, live: &str, preview: &str, manual_promote: bool) -> String {
     format!(
         r#"version: 1
 app: {{name: web, image: example/web, port: 8080, health_path: /health, endpoints: [/api/solve]}}
@@ -41,6 +45,7 @@ environments:
       preview_url: {preview}
       monitor: 6s
       keep_previous: 1s
+      manual_promote: {manual_promote}
     rollback:
       sample_every: 1s
       on_no_data: hold
@@ -132,5 +137,42 @@ async fn binary_blue_green_release_rollback_cleanup() -> anyhow::Result<()> {
         Some("blue"),
         "cleanup never moves traffic"
     );
+    Ok(())
+}
+
+/// With `manual_promote`, a release stops before the switch (traffic stays on blue, exit 0) and a
+/// `promote` run continues it to green.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_manual_promote() -> anyhow::Result<()> {
+    let s = Scenario::start("bg-cli-promote", &[V1, V2], false).await?;
+    let preview = TestRouter::start(&s.client, &s.ns.name, "web-preview", s.book.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("policy.yml"),
+        policy_with(&s.ns.name, &s.live.url(), &preview.url(), true),
+    )?;
+    let kc: PathBuf =
+        s.tb.env
+            .get("FM_TESTBED_DEPLOYER_KUBECONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| s.tb.kubeconfig.clone());
+
+    let (o, _) = run(dir.path(), &kc, &["pipeline", "--image-tag", "v1"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(s.selector().await.as_deref(), Some("blue"));
+
+    let (o, _) = run(dir.path(), &kc, &["pipeline", "--image-tag", "v2"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        s.selector().await.as_deref(),
+        Some("blue"),
+        "paused before the switch"
+    );
+
+    let (o, out) = run(dir.path(), &kc, &["promote"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(out.contains("active-color=green"), "{out}");
+    assert_eq!(s.selector().await.as_deref(), Some("green"));
+    s.wait_live_on(V2).await?;
     Ok(())
 }
