@@ -881,16 +881,23 @@ async fn run_deploy(
     let (ok, summary_line, md) = match env.strategy {
         crate::policy::model::StrategyKind::Direct
         | crate::policy::model::StrategyKind::Rolling => {
-            let result = deploy_environment(
-                &cluster,
-                &prober,
-                &tests,
-                &policy.app,
-                env,
-                &inputs,
-                &DeployOptions::default(),
-            )
-            .await;
+            // SIGTERM / SIGINT (a cancelled workflow): stop, and say so on the GitHub Deployment.
+            // The deploy's Lease stops being renewed with it and expires for the next run.
+            let (mut cancel, _signals) = bluegreen_run::cancel_on_signals()
+                .map_err(|e| ActionError::Other(format!("install signal handlers: {e}")))?;
+            let opts = DeployOptions::default();
+            let deploying =
+                deploy_environment(&cluster, &prober, &tests, &policy.app, env, &inputs, &opts);
+            let result = tokio::select! {
+                r = deploying => r,
+                _ = cancel.wait_for(|c| *c) => {
+                    let line = format!("deploy to `{}` cancelled before it finished", env.name);
+                    end_deployment(req, github, deployment_id, env, false, &line).await?;
+                    sink.print(&line)?;
+                    sink.summary(&format!("## {line}\n"))?;
+                    return Ok(Outcome::Refused);
+                }
+            };
             match result {
                 Ok(report) => {
                     let line = report.outcome.summary();

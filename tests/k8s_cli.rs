@@ -12,6 +12,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::Duration;
 use support_k8s::Fixture;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fm-deploy");
@@ -226,5 +227,64 @@ async fn binary_rolling_post_deploy_failure_rolls_back() -> anyhow::Result<()> {
         image_of(&fx.admin, &fx.ns).await.as_deref(),
         Some("example/web:v1")
     );
+    fx.finish().await
+}
+
+/// SIGTERM during a direct deploy (a cancelled workflow run): the run stops at once instead of
+/// waiting out its 60 s deadline, exits 1 and says it was cancelled.
+#[tokio::test]
+async fn binary_deploy_cancelled_by_sigterm() -> anyhow::Result<()> {
+    let fx = Fixture::new("fm-cli-cancel").await?;
+    let router = fx.router("web").await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("policy.yml"),
+        policy(&fx.ns, &router.url(), "direct", false),
+    )?;
+    let kc = deployer_kubeconfig(&fx);
+    let child = tokio::process::Command::new(BIN)
+        .args([
+            "deploy",
+            "--branch",
+            "development",
+            "--sha",
+            "0123abc",
+            "--image-tag",
+            "never-ready",
+        ])
+        .arg("--config")
+        .arg(dir.path().join("policy.yml"))
+        .arg("--workspace")
+        .arg(dir.path())
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .arg("--summary")
+        .arg(dir.path().join("report.md"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().expect("the child is running");
+    // Cancel once the rollout is under way (the Deployment exists).
+    let api = Api::<Deployment>::namespaced(fx.admin.clone(), &fx.ns);
+    support_k8s::wait_until(Duration::from_secs(30), "the Deployment to exist", || {
+        let api = api.clone();
+        async move { api.get_opt("web").await.ok().flatten().map(|_| ()) }
+    })
+    .await?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )?;
+    // Well inside the deploy's own 60 s deadline: the run did not wait it out.
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await??;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("cancelled before it finished"), "{stdout}");
     fx.finish().await
 }
