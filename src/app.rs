@@ -837,7 +837,7 @@ async fn run_deploy(
             steps.environment
         )));
     };
-    let prober = HttpProber::new().map_err(|e| ActionError::Other(format!("{e}")))?;
+    let prober = HttpProber::new()?;
     sink.output(OutputKey::RolledBack, "false")?;
     match pre_deploy(req, policy, env, steps.emergency, github, &prober).await? {
         PreDeployVerdict::Proceed => {}
@@ -923,7 +923,7 @@ async fn run_deploy(
                 }
                 Err(e) => {
                     end_deployment(req, github, deployment_id, env, false, &format!("{e}")).await?;
-                    return Err(ActionError::Other(format!("{e}")));
+                    return Err(e.into());
                 }
             }
         }
@@ -1168,7 +1168,7 @@ async fn blue_green(
             {
                 tracing::warn!(error = %g, "failed to mark the GitHub Deployment failed");
             }
-            return Err(ActionError::Other(format!("{e}")));
+            return Err(e.into());
         }
     };
     for (key, value) in report.outputs() {
@@ -1333,8 +1333,7 @@ async fn rollback_revision(
     let cluster = cluster_from(req).await?;
     let record = cluster
         .read_record(&env.namespace, &policy.app.name)
-        .await
-        .map_err(|e| ActionError::Other(format!("{e}")))?;
+        .await?;
     let current = record.current.as_ref().map(|c| c.image.clone());
     let previous = record
         .history
@@ -1350,7 +1349,7 @@ async fn rollback_revision(
     };
     let mut inputs = deploy_inputs(req, policy, env)?;
     inputs.image = previous.clone();
-    let prober = HttpProber::new().map_err(|e| ActionError::Other(format!("{e}")))?;
+    let prober = HttpProber::new()?;
     let tests = GatePostDeploy {
         policy,
         workspace: req.workspace.clone(),
@@ -1364,8 +1363,7 @@ async fn rollback_revision(
         &inputs,
         &DeployOptions::default(),
     )
-    .await
-    .map_err(|e| ActionError::Other(format!("{e}")))?;
+    .await?;
     let md = format!(
         "## Rollback of `{}` to {previous}: {}\n",
         env.name,

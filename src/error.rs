@@ -17,8 +17,6 @@ pub enum ActionError {
     Usage(String),
     #[error(transparent)]
     Runtime(#[from] crate::runtime::Error),
-    #[error("run `{0}`: this command is not available in this build")]
-    NotAvailable(&'static str),
     #[error("write {what} to {path}")]
     Write {
         what: &'static str,
@@ -28,6 +26,14 @@ pub enum ActionError {
     },
     #[error(transparent)]
     Github(#[from] crate::github::Error),
+    #[error(transparent)]
+    Deploy(#[from] crate::deploy::run::DeployError),
+    #[error(transparent)]
+    Cluster(#[from] crate::deploy::cluster::ClusterError),
+    #[error(transparent)]
+    BlueGreen(#[from] crate::deploy::bluegreen_run::BgError),
+    #[error(transparent)]
+    Health(#[from] crate::deploy::health::HealthError),
     #[error("{0}")]
     Other(String),
 }
@@ -41,9 +47,12 @@ impl ActionError {
             | ActionError::Inputs(_)
             | ActionError::Usage(_)
             | ActionError::Runtime(_)
-            | ActionError::NotAvailable(_)
             | ActionError::Write { .. }
             | ActionError::Github(_)
+            | ActionError::Deploy(_)
+            | ActionError::Cluster(_)
+            | ActionError::BlueGreen(_)
+            | ActionError::Health(_)
             | ActionError::Other(_) => 2,
         }
     }
