@@ -234,17 +234,36 @@ pub fn parse_environment(name: &str, body: Option<&Value>) -> EnvironmentProtect
     out
 }
 
+/// A set as the diff prints it: `a, b`, or `(none)`.
+fn fmt_set(s: &BTreeSet<String>) -> String {
+    if s.is_empty() {
+        "(none)".to_string()
+    } else {
+        s.iter().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// A push restriction: `None` is unrestricted.
+fn fmt_restriction(s: &Option<BTreeSet<String>>) -> String {
+    s.as_ref().map_or("(unrestricted)".to_string(), fmt_set)
+}
+
+/// Appends `label: current → desired` when the two differ.
+fn change<T: PartialEq>(
+    d: &mut Vec<String>,
+    label: &str,
+    current: &T,
+    desired: &T,
+    show: impl Fn(&T) -> String,
+) {
+    if current != desired {
+        d.push(format!("{label}: {} → {}", show(current), show(desired)));
+    }
+}
+
 /// One line per difference, `key: current → desired`; empty when nothing would change.
 pub fn diff_branch(current: &BranchProtection, desired: &BranchProtection) -> Vec<String> {
     let mut d = Vec::new();
-    let set = |s: &BTreeSet<String>| {
-        if s.is_empty() {
-            "(none)".to_string()
-        } else {
-            s.iter().cloned().collect::<Vec<_>>().join(", ")
-        }
-    };
-    let opt = |s: &Option<BTreeSet<String>>| s.as_ref().map_or("(unrestricted)".to_string(), set);
     if current.required_checks != desired.required_checks {
         let add: Vec<_> = desired
             .required_checks
@@ -262,50 +281,57 @@ pub fn diff_branch(current: &BranchProtection, desired: &BranchProtection) -> Ve
             remove.join(", ")
         ));
     }
-    if current.strict != desired.strict {
-        d.push(format!(
-            "up to date before merge: {} → {}",
-            current.strict, desired.strict
-        ));
-    }
-    if current.required_reviews != desired.required_reviews {
-        d.push(format!(
-            "required reviews: {} → {}",
-            current.required_reviews, desired.required_reviews
-        ));
-    }
-    if current.dismiss_stale_reviews != desired.dismiss_stale_reviews {
-        d.push(format!(
-            "dismiss stale reviews: {} → {}",
-            current.dismiss_stale_reviews, desired.dismiss_stale_reviews
-        ));
-    }
-    if current.signed_commits != desired.signed_commits {
-        d.push(format!(
-            "signed commits: {} → {}",
-            current.signed_commits, desired.signed_commits
-        ));
-    }
-    if current.allow_force_pushes != desired.allow_force_pushes {
-        d.push(format!(
-            "force pushes: {} → {}",
-            current.allow_force_pushes, desired.allow_force_pushes
-        ));
-    }
-    if current.restrict_users != desired.restrict_users {
-        d.push(format!(
-            "push users: {} → {}",
-            opt(&current.restrict_users),
-            opt(&desired.restrict_users)
-        ));
-    }
-    if current.restrict_teams != desired.restrict_teams {
-        d.push(format!(
-            "push teams: {} → {}",
-            opt(&current.restrict_teams),
-            opt(&desired.restrict_teams)
-        ));
-    }
+    let c = current;
+    let w = desired;
+    change(
+        &mut d,
+        "up to date before merge",
+        &c.strict,
+        &w.strict,
+        ToString::to_string,
+    );
+    change(
+        &mut d,
+        "required reviews",
+        &c.required_reviews,
+        &w.required_reviews,
+        ToString::to_string,
+    );
+    change(
+        &mut d,
+        "dismiss stale reviews",
+        &c.dismiss_stale_reviews,
+        &w.dismiss_stale_reviews,
+        ToString::to_string,
+    );
+    change(
+        &mut d,
+        "signed commits",
+        &c.signed_commits,
+        &w.signed_commits,
+        ToString::to_string,
+    );
+    change(
+        &mut d,
+        "force pushes",
+        &c.allow_force_pushes,
+        &w.allow_force_pushes,
+        ToString::to_string,
+    );
+    change(
+        &mut d,
+        "push users",
+        &c.restrict_users,
+        &w.restrict_users,
+        fmt_restriction,
+    );
+    change(
+        &mut d,
+        "push teams",
+        &c.restrict_teams,
+        &w.restrict_teams,
+        fmt_restriction,
+    );
     d
 }
 
@@ -314,38 +340,29 @@ pub fn diff_environment(
     desired: &EnvironmentProtection,
 ) -> Vec<String> {
     let mut d = Vec::new();
-    let set = |s: &BTreeSet<String>| {
-        if s.is_empty() {
-            "(none)".to_string()
-        } else {
-            s.iter().cloned().collect::<Vec<_>>().join(", ")
-        }
-    };
-    if current.reviewers != desired.reviewers {
-        d.push(format!(
-            "reviewers: {} → {}",
-            set(&current.reviewers),
-            set(&desired.reviewers)
-        ));
-    }
-    if current.wait_timer_minutes != desired.wait_timer_minutes {
-        d.push(format!(
-            "wait timer: {} min → {} min",
-            current.wait_timer_minutes, desired.wait_timer_minutes
-        ));
-    }
-    if current.protected_branches_only != desired.protected_branches_only {
-        d.push(format!(
-            "protected branches only: {} → {}",
-            current.protected_branches_only, desired.protected_branches_only
-        ));
-    }
-    if current.prevent_self_review != desired.prevent_self_review {
-        d.push(format!(
-            "prevent self-review: {} → {}",
-            current.prevent_self_review, desired.prevent_self_review
-        ));
-    }
+    let (c, w) = (current, desired);
+    change(&mut d, "reviewers", &c.reviewers, &w.reviewers, fmt_set);
+    change(
+        &mut d,
+        "wait timer",
+        &c.wait_timer_minutes,
+        &w.wait_timer_minutes,
+        |m| format!("{m} min"),
+    );
+    change(
+        &mut d,
+        "protected branches only",
+        &c.protected_branches_only,
+        &w.protected_branches_only,
+        ToString::to_string,
+    );
+    change(
+        &mut d,
+        "prevent self-review",
+        &c.prevent_self_review,
+        &w.prevent_self_review,
+        ToString::to_string,
+    );
     d
 }
 
