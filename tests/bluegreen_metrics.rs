@@ -7,7 +7,7 @@ mod support_k8s;
 use axum::Router;
 use axum::routing::get;
 use fm_deploy::deploy::metrics::{MetricsError, MetricsSource, PrometheusClient, substitute_color};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support_bluegreen::prometheus::OwnPrometheus;
 
 const EXPOSITION: &str = "# TYPE fm_test_errors gauge\n\
@@ -30,15 +30,16 @@ async fn instant_queries_against_real_prometheus() -> anyhow::Result<()> {
     let client = PrometheusClient::new(&prom.url, Duration::from_secs(5))?;
     let q = r#"max(fm_test_errors{version="{color}"}) by (version)"#;
     // The first scrape is in; every series of it is queryable.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let green = loop {
-        let v = client.instant(&substitute_color(q, "green")).await?;
-        if v.is_some() || Instant::now() > deadline {
-            break v;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_eq!(green, Some(0.5));
+    let green = support_k8s::wait_until(
+        Duration::from_secs(20),
+        "the first scrape to be queryable",
+        || {
+            let (client, q) = (&client, substitute_color(q, "green"));
+            async move { client.instant(&q).await.ok().flatten() }
+        },
+    )
+    .await?;
+    assert_eq!(green, 0.5);
     assert_eq!(
         client.instant(r#"fm_test_errors{version="green"}"#).await?,
         Some(0.5)

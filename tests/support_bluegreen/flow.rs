@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 
 pub fn never_cancel() -> watch::Receiver<bool> {
@@ -71,20 +71,25 @@ pub async fn release_v2(
 /// Waits (deadline 60 s) until the live Service selects `color`.
 pub async fn wait_selector(client: &kube::Client, ns: &str, color: &str) -> anyhow::Result<()> {
     let api = Api::<Service>::namespaced(client.clone(), ns);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let sel = api
-            .get_opt(SERVICE)
-            .await?
-            .and_then(|s| s.spec)
-            .and_then(|s| s.selector)
-            .and_then(|s| s.get("version").cloned());
-        if sel.as_deref() == Some(color) {
-            return Ok(());
-        }
-        anyhow::ensure!(Instant::now() < deadline, "service never selected {color}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::support_k8s::wait_until(
+        Duration::from_secs(60),
+        &format!("the service to select {color}"),
+        || {
+            let api = api.clone();
+            async move {
+                let sel = api
+                    .get_opt(SERVICE)
+                    .await
+                    .ok()??
+                    .spec?
+                    .selector?
+                    .get("version")
+                    .cloned();
+                (sel.as_deref() == Some(color)).then_some(())
+            }
+        },
+    )
+    .await
 }
 
 /// Once the selector is on green, sets `knobs` on the app at `url` (and, after `hold`, `after`).

@@ -3,7 +3,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::process::{Child, Command};
 
 pub struct OwnPrometheus {
@@ -51,19 +51,18 @@ impl OwnPrometheus {
             .spawn()?;
         let url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder().no_proxy().build()?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = http.get(format!("{url}/-/ready")).send().await
-                && r.status().is_success()
-            {
-                break;
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "prometheus at {url} not ready after 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::support_k8s::wait_until(
+            Duration::from_secs(30),
+            &format!("prometheus at {url} to be ready"),
+            || {
+                let (http, url) = (http.clone(), url.clone());
+                async move {
+                    let r = http.get(format!("{url}/-/ready")).send().await.ok()?;
+                    r.status().is_success().then_some(())
+                }
+            },
+        )
+        .await?;
         Ok(OwnPrometheus {
             url,
             child,
@@ -74,27 +73,26 @@ impl OwnPrometheus {
     /// Waits (deadline `limit`) until every target has been scraped at least once (`up == 1`).
     pub async fn wait_scraped(&self, n: usize, limit: Duration) -> anyhow::Result<()> {
         let http = reqwest::Client::builder().no_proxy().build()?;
-        let deadline = Instant::now() + limit;
-        loop {
-            let body: serde_json::Value = http
-                .post(format!("{}/api/v1/query", self.url))
-                .form(&[("query", "count(up == 1)")])
-                .send()
-                .await?
-                .json()
-                .await?;
-            let count = body["data"]["result"][0]["value"][1]
-                .as_str()
-                .and_then(|v| v.parse::<usize>().ok());
-            if count.is_some_and(|c| c >= n) {
-                return Ok(());
+        crate::support_k8s::wait_until(limit, &format!("prometheus to scrape {n} targets"), || {
+            let (http, url) = (http.clone(), self.url.clone());
+            async move {
+                let body: serde_json::Value = http
+                    .post(format!("{url}/api/v1/query"))
+                    .form(&[("query", "count(up == 1)")])
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                let count = body["data"]["result"][0]["value"][1]
+                    .as_str()?
+                    .parse::<usize>()
+                    .ok()?;
+                (count >= n).then_some(())
             }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "prometheus did not scrape {n} targets within {limit:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        })
+        .await
     }
 
     pub async fn stop(mut self) {
