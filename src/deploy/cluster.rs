@@ -608,11 +608,32 @@ impl Cluster for KubeCluster {
         let deadline = started + plan.deadline;
         let deps: Api<Deployment> = Api::namespaced(self.client.clone(), &a.namespace);
         let pods_api: Api<Pod> = Api::namespaced(self.client.clone(), &a.namespace);
-        // The pod selector is the Deployment's own; read once (it is immutable).
-        let dep0 = deps.get(&a.name).await.map_err(|e| ClusterError::Read {
-            what: format!("deployment {}/{}", a.namespace, a.name),
-            source: Box::new(e),
-        })?;
+        // The pod selector is the Deployment's own; read once (it is immutable). An apiserver that
+        // goes away right after the apply is waited for like the watches below: until the
+        // deadline, then `Unreachable`.
+        let dep0 = loop {
+            match deps.get(&a.name).await {
+                Ok(d) => break d,
+                Err(e @ kube::Error::Api(_)) => {
+                    return Err(ClusterError::Read {
+                        what: format!("deployment {}/{}", a.namespace, a.name),
+                        source: Box::new(e),
+                    });
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(ClusterError::Unreachable {
+                        namespace: a.namespace.clone(),
+                        name: a.name.clone(),
+                        last_error: e.to_string(),
+                        last_seen: "nothing since the apply".into(),
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "deployment read failed; retrying until the deadline");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
         let selector: Vec<String> = dep0
             .spec
             .as_ref()
