@@ -723,7 +723,7 @@ impl GithubContext {
         let payload = match &raw.event_path {
             Some(path) if raw.event_name.is_some() => {
                 let path = PathBuf::from(path);
-                let bytes = std::fs::read(&path).map_err(|source| Error::PayloadRead {
+                let bytes = crate::budget::read_file(&path, &crate::budget::EVENT).map_err(|source| Error::PayloadRead {
                     path: path.clone(),
                     source,
                 })?;

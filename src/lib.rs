@@ -4,6 +4,7 @@
 //! same code paths with fakes and with the real testbed.
 
 pub mod app;
+pub mod budget;
 pub mod deploy;
 pub mod error;
 pub mod gates;

@@ -169,7 +169,7 @@ fn request_from_cli(cli: &Cli, ctx: GithubContext) -> Result<RunRequest, ActionE
         .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from));
     let kubeconfig = match kubeconfig_path {
         Some(p) if cli.command != Command::Plan => {
-            let text = std::fs::read_to_string(&p)
+            let text = fm_deploy::budget::read_to_string(&p, &fm_deploy::budget::KUBECONFIG)
                 .map_err(|e| ActionError::Usage(format!("read kubeconfig {}: {e}", p.display())))?;
             Some(
                 Kubeconfig::parse(&text).map_err(|e| {

@@ -10,6 +10,7 @@
 //!
 //! Owns: parsing that file (pure, from text). Must not touch: the verdict's use of it.
 
+use crate::budget::EXCEPTIONS;
 use chrono::NaiveDate;
 use saphyr_parser::{Event, Parser};
 use serde::Serialize;
@@ -41,13 +42,19 @@ pub enum ExceptionsError {
     },
 }
 
-/// Parses the exceptions file. `file` is only used in messages.
+/// Parses the exceptions file within the [`EXCEPTIONS`] budget (its size first; its nesting is
+/// fixed by the format and aliases are refused, so only scalars are counted). `file` is only used
+/// in messages.
 pub fn parse_exceptions(file: &str, text: &str) -> Result<Vec<Exception>, ExceptionsError> {
     let yaml = |line: usize, message: String| ExceptionsError::Yaml {
         file: file.to_string(),
         line,
         message,
     };
+    EXCEPTIONS
+        .check_size(text.len() as u64)
+        .map_err(|e| yaml(1, e.to_string()))?;
+    let mut scalars = 0usize;
     // Flatten the event stream into: entries = Vec<(line, map of key -> scalar)>.
     let mut entries: Vec<(usize, BTreeMap<String, String>)> = Vec::new();
     let mut stack: Vec<char> = Vec::new(); // 'm' mapping, 's' sequence
@@ -91,6 +98,10 @@ pub fn parse_exceptions(file: &str, text: &str) -> Result<Vec<Exception>, Except
                 key = None;
             }
             Event::Scalar(v, ..) => {
+                scalars += 1;
+                EXCEPTIONS
+                    .check_nodes(scalars)
+                    .map_err(|e| yaml(line, e.to_string()))?;
                 let v = v.to_string();
                 if stack.last() != Some(&'m') {
                     return Err(yaml(line, format!("unexpected value `{v}`")));

@@ -175,7 +175,7 @@ pub fn classify(kind: ParserKind, c: Captured<'_>) -> (GateOutcome, Metrics) {
     };
     if c.output_truncated {
         let message =
-            "output exceeded the output cap and was cut; it cannot be trusted".to_string();
+            "output exceeded the output cap (the tool-output budget, `runner.output_cap`) and was cut; it cannot be trusted".to_string();
         return (
             GateOutcome::Unparseable {
                 message,

@@ -538,10 +538,19 @@ pub async fn run_one<R: ToolRunner>(
     }
 }
 
+/// Reads a report file, keeping at most `cap` bytes. A file already longer than the cap is not
+/// read at all: its whole length past the cap counts as dropped, which fails the gate.
 async fn read_capped(path: &Path, cap: u64) -> std::io::Result<Captured> {
     use tokio::io::AsyncReadExt;
     let f = tokio::fs::File::open(path).await?;
-    let mut bytes = Vec::new();
+    let len = f.metadata().await?.len();
+    if len > cap {
+        return Ok(Captured {
+            bytes: Vec::new(),
+            dropped: len,
+        });
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     let n = f
         .take(cap.saturating_add(1))
         .read_to_end(&mut bytes)
@@ -597,7 +606,7 @@ async fn load_exceptions(
         return Vec::new();
     };
     let path = ctx.workspace.join(file);
-    match tokio::fs::read_to_string(&path).await {
+    match crate::budget::read_to_string(&path, &crate::budget::EXCEPTIONS) {
         Ok(text) => match parse_exceptions(&file.display().to_string(), &text) {
             Ok(e) => e,
             Err(e) => {

@@ -7,6 +7,7 @@
 use super::decode::{Decoder, Fields, Problem, did_you_mean, is_dns_label, is_quantity, join};
 use super::model::*;
 use super::yaml::{self, Node, NodeKind, Pos};
+use crate::budget;
 use crate::gates::finding::Severity;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -47,7 +48,7 @@ impl Error {
 }
 
 pub fn load_file(path: &Path) -> Result<Policy, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+    let text = budget::read_to_string(path, &budget::POLICY).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })?;
@@ -213,7 +214,7 @@ fn default_runner() -> RunnerSpec {
     RunnerSpec {
         parallelism: 0,
         default_timeout: Duration::from_secs(15 * 60),
-        output_cap: 64 * 1024 * 1024,
+        output_cap: budget::DEFAULT_OUTPUT_CAP,
     }
 }
 
@@ -233,7 +234,20 @@ fn decode_runner(d: &mut Decoder, n: &Node) -> Option<RunnerSpec> {
     if let Some(v) = f.get("output_cap")
         && let Some(c) = d.u64(v, &f.child("output_cap"))
     {
-        r.output_cap = c;
+        // The policy comes with the pull request: it may lower the cap, not lift it past the
+        // tool-output budget.
+        if c > budget::REPORT.max_bytes {
+            d.error(
+                v.pos,
+                &f.child("output_cap"),
+                format!(
+                    "{c} is over the tool-output budget of {} bytes",
+                    budget::REPORT.max_bytes
+                ),
+            );
+        } else {
+            r.output_cap = c;
+        }
     }
     Some(r)
 }

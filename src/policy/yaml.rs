@@ -5,6 +5,7 @@
 //! walking our own spanned tree lets the loader report every problem at once, the way cargo-deny
 //! does over `toml-span`.
 
+use crate::budget::{Budget, BudgetError, POLICY};
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span};
 use std::collections::HashMap;
 
@@ -84,6 +85,13 @@ fn pos_of(span: &Span) -> Pos {
     }
 }
 
+fn budget_error(e: BudgetError, pos: Pos) -> SyntaxError {
+    SyntaxError {
+        pos,
+        message: e.to_string(),
+    }
+}
+
 fn scan_error(e: &ScanError) -> SyntaxError {
     SyntaxError {
         pos: Pos {
@@ -94,47 +102,111 @@ fn scan_error(e: &ScanError) -> SyntaxError {
     }
 }
 
-/// Parses one YAML document into a tree. An empty document is `None`.
+/// Parses one YAML document into a tree within the [`POLICY`] budget. An empty document is
+/// `None`.
 pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
+    parse_within(text, &POLICY)
+}
+
+/// Parses one YAML document into a tree, refusing it as soon as it goes over `budget`: its size
+/// before anything is scanned, its nesting at the collection that goes too deep, its node count
+/// (every alias counted as the nodes it stands for) at the node that goes over — so an alias bomb
+/// is refused before it is expanded.
+pub fn parse_within(text: &str, budget: &Budget) -> Result<Option<Node>, SyntaxError> {
+    Ok(build(text, budget, true)?.pop())
+}
+
+/// Every document of a YAML stream (a kubeconfig may be several), within one `budget` for the
+/// whole stream; empty documents are left out.
+pub fn parse_stream(text: &str, budget: &Budget) -> Result<Vec<Node>, SyntaxError> {
+    build(text, budget, false)
+}
+
+fn build(text: &str, budget: &Budget, single: bool) -> Result<Vec<Node>, SyntaxError> {
+    let at_start = |e: BudgetError| SyntaxError {
+        pos: Pos { line: 1, col: 1 },
+        message: e.to_string(),
+    };
+    budget.check_size(text.len() as u64).map_err(at_start)?;
     let mut parser = Parser::new_from_str(text);
-    let mut builder = Builder::default();
-    let mut documents = 0usize;
+    let mut builder = Builder {
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        root: None,
+        nodes: 0,
+        budget,
+    };
+    let mut documents = Vec::new();
+    let mut started = 0usize;
     while let Some(item) = parser.next_event() {
         let (event, span) = item.map_err(|e| scan_error(&e))?;
         match event {
             Event::DocumentStart(_) => {
-                documents += 1;
-                if documents > 1 {
+                started += 1;
+                if single && started > 1 {
                     return Err(SyntaxError {
                         pos: pos_of(&span),
-                        message: "found a second YAML document; the policy is one document".into(),
+                        message: format!(
+                            "found a second YAML document; the {} is one document",
+                            budget.what
+                        ),
                     });
                 }
+            }
+            Event::DocumentEnd => {
+                // Anchors are scoped to their document.
+                builder.anchors.clear();
+                documents.extend(builder.root.take());
             }
             Event::StreamEnd => break,
             other => builder.event(other, &span)?,
         }
     }
-    Ok(builder.root)
+    documents.extend(builder.root.take());
+    Ok(documents)
 }
 
+/// An open collection: its items so far, where it starts, its anchor, and the node count when it
+/// opened (so its own size is known when it closes).
 enum Frame {
-    Seq(Vec<Node>, Pos, usize),
-    Map(Vec<(Node, Node)>, Option<Node>, Pos, usize),
+    Seq(Vec<Node>, Pos, usize, usize),
+    Map(Vec<(Node, Node)>, Option<Node>, Pos, usize, usize),
 }
 
-#[derive(Default)]
-struct Builder {
+struct Builder<'b> {
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their size in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
     root: Option<Node>,
+    /// Nodes built so far, aliases expanded.
+    nodes: usize,
+    budget: &'b Budget,
 }
 
-impl Builder {
+impl Builder<'_> {
+    /// Counts `n` more nodes, refusing the document past the node budget.
+    fn count(&mut self, n: usize, pos: Pos) -> Result<(), SyntaxError> {
+        self.nodes = self.nodes.saturating_add(n);
+        self.budget
+            .check_nodes(self.nodes)
+            .map_err(|e| budget_error(e, pos))
+    }
+
+    /// Opens a collection, refusing it past the depth budget.
+    fn open(&mut self, frame: Frame, pos: Pos) -> Result<(), SyntaxError> {
+        self.budget
+            .check_depth(self.stack.len() + 1)
+            .map_err(|e| budget_error(e, pos))?;
+        self.count(1, pos)?;
+        self.stack.push(frame);
+        Ok(())
+    }
+
     fn event(&mut self, event: Event<'_>, span: &Span) -> Result<(), SyntaxError> {
         let pos = pos_of(span);
         match event {
             Event::Scalar(value, style, anchor, _tag) => {
+                self.count(1, pos)?;
                 let node = Node {
                     kind: NodeKind::Scalar {
                         value: value.into_owned(),
@@ -142,23 +214,24 @@ impl Builder {
                     },
                     pos,
                 };
-                self.complete(node, anchor)
+                self.complete(node, anchor, 1)
             }
             Event::SequenceStart(anchor, _) => {
-                self.stack.push(Frame::Seq(Vec::new(), pos, anchor));
-                Ok(())
+                let frame = Frame::Seq(Vec::new(), pos, anchor, self.nodes);
+                self.open(frame, pos)
             }
             Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map(Vec::new(), None, pos, anchor));
-                Ok(())
+                let frame = Frame::Map(Vec::new(), None, pos, anchor, self.nodes);
+                self.open(frame, pos)
             }
             Event::SequenceEnd => match self.stack.pop() {
-                Some(Frame::Seq(items, start, anchor)) => self.complete(
+                Some(Frame::Seq(items, start, anchor, opened)) => self.complete(
                     Node {
                         kind: NodeKind::Seq(items),
                         pos: start,
                     },
                     anchor,
+                    self.nodes - opened,
                 ),
                 _ => Err(SyntaxError {
                     pos,
@@ -166,29 +239,36 @@ impl Builder {
                 }),
             },
             Event::MappingEnd => match self.stack.pop() {
-                Some(Frame::Map(entries, _, start, anchor)) => self.complete(
+                Some(Frame::Map(entries, _, start, anchor, opened)) => self.complete(
                     Node {
                         kind: NodeKind::Map(entries),
                         pos: start,
                     },
                     anchor,
+                    self.nodes - opened,
                 ),
                 _ => Err(SyntaxError {
                     pos,
                     message: "unbalanced mapping end".into(),
                 }),
             },
-            Event::Alias(id) => match self.anchors.get(&id) {
-                Some(node) => {
-                    let mut node = node.clone();
-                    node.pos = pos;
-                    self.complete(node, 0)
-                }
-                None => Err(SyntaxError {
-                    pos,
-                    message: "alias refers to an unknown anchor".into(),
-                }),
-            },
+            Event::Alias(id) => {
+                let Some((anchored, size)) = self.anchors.get(&id) else {
+                    return Err(SyntaxError {
+                        pos,
+                        message: "alias refers to an unknown anchor".into(),
+                    });
+                };
+                // Counted before the copy is made: the budget bounds what is ever built.
+                let total = self.nodes.saturating_add(*size);
+                self.budget
+                    .check_nodes(total)
+                    .map_err(|e| budget_error(e, pos))?;
+                let (mut node, size) = (anchored.clone(), *size);
+                self.nodes = total;
+                node.pos = pos;
+                self.complete(node, 0, size)
+            }
             Event::Nothing
             | Event::StreamStart
             | Event::StreamEnd
@@ -197,20 +277,21 @@ impl Builder {
         }
     }
 
-    fn complete(&mut self, node: Node, anchor: usize) -> Result<(), SyntaxError> {
+    /// Adds a finished node of `size` nodes to its parent (or makes it the root).
+    fn complete(&mut self, node: Node, anchor: usize, size: usize) -> Result<(), SyntaxError> {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
             None => {
                 self.root = Some(node);
                 Ok(())
             }
-            Some(Frame::Seq(items, _, _)) => {
+            Some(Frame::Seq(items, ..)) => {
                 items.push(node);
                 Ok(())
             }
-            Some(Frame::Map(entries, pending, _, _)) => match pending.take() {
+            Some(Frame::Map(entries, pending, ..)) => match pending.take() {
                 None => {
                     if let Some(key) = node.scalar()
                         && let Some((first, _)) =
@@ -299,6 +380,71 @@ mod tests {
         assert!(!entries[0].1.is_null());
         assert!(entries[1].1.is_null());
         assert_eq!(entries[2].1.type_name(), "a string");
+        Ok(())
+    }
+
+    /// `levels` levels of nine aliases each to the level below: 9^levels nodes once expanded.
+    pub(crate) fn alias_bomb(levels: usize) -> String {
+        let mut bomb = String::from("a0: &a0 [x]\n");
+        for i in 1..=levels {
+            let p = i - 1;
+            let refs = vec![format!("*a{p}"); 9].join(", ");
+            bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        bomb
+    }
+
+    /// An alias bomb is refused at the alias that goes over the node budget, before the copy is
+    /// made; a few aliases within it still resolve.
+    #[test]
+    fn alias_bomb_is_refused_while_building() {
+        let err = parse(&alias_bomb(30)).err();
+        let err = err.map(|e| (e.pos.line, e.message));
+        assert_eq!(
+            err,
+            Some((
+                6,
+                "accept policy file of more than 100000 nodes with aliases expanded (the node budget)"
+                    .to_string()
+            ))
+        );
+        assert!(parse(&alias_bomb(3)).is_ok());
+    }
+
+    /// Nesting past the depth budget is refused at the collection that goes too deep — a
+    /// megabyte of brackets too, without recursion.
+    #[test]
+    fn depth_budget() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(parse(&nested(POLICY.max_depth)).is_ok());
+        let err = parse(&nested(POLICY.max_depth + 1)).err().map(|e| e.message);
+        assert_eq!(
+            err.as_deref(),
+            Some("accept policy file nested deeper than 64 levels (the depth budget)")
+        );
+        assert!(parse(&"[".repeat(POLICY.max_bytes as usize)).is_err());
+    }
+
+    /// Text over the size budget is refused before it is scanned.
+    #[test]
+    fn size_budget() {
+        let big = format!("a: '{}'\n", "x".repeat(POLICY.max_bytes as usize));
+        let err = parse(&big).err().map(|e| e.message);
+        assert!(
+            err.as_deref()
+                .is_some_and(|m| m.contains("the size budget is 1048576 bytes")),
+            "{err:?}"
+        );
+    }
+
+    /// A stream of several documents parses to each of them (anchors stay in their document);
+    /// the single-document parse refuses the second.
+    #[test]
+    fn streams_of_documents() -> Result<(), SyntaxError> {
+        let docs = parse_stream("a: &x 1\nb: *x\n---\nc: 2\n", &POLICY)?;
+        assert_eq!(docs.len(), 2);
+        assert!(parse_stream("a: &x 1\n---\nb: *x\n", &POLICY).is_err());
+        assert!(parse("a: 1\n---\nb: 2\n").is_err());
         Ok(())
     }
 }

@@ -36,7 +36,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
             .map_err(|e| ParseError::syntax(FORMAT, e))?;
         let start = match &ev {
             Event::Start(e) => {
-                depth += 1;
+                super::xml_open(&mut depth)?;
                 Some(e.clone())
             }
             Event::Empty(e) => Some(e.clone()),

@@ -21,6 +21,7 @@ pub mod safety;
 pub mod sarif;
 pub mod trivy;
 
+use crate::budget::REPORT;
 use crate::gates::finding::Finding;
 use crate::policy::model::ParserKind;
 use serde::Serialize;
@@ -43,6 +44,9 @@ pub enum ParseError {
         format: &'static str,
         message: String,
     },
+    /// Over the [`REPORT`] budget (too large, or XML nested too deep).
+    #[error("{0}")]
+    Budget(String),
 }
 
 impl ParseError {
@@ -119,8 +123,13 @@ impl From<Vec<Finding>> for Parsed {
     }
 }
 
-/// Parses `bytes` as the output of `kind`. `ExitCode` gates have nothing to parse.
+/// Parses `bytes` as the output of `kind` within the [`REPORT`] budget (size here, depth in the
+/// XML parsers, serde_json's own depth limit in the JSON ones). `ExitCode` gates have nothing to
+/// parse.
 pub fn parse(kind: ParserKind, bytes: &[u8]) -> Result<Parsed, ParseError> {
+    REPORT
+        .check_size(bytes.len() as u64)
+        .map_err(|e| ParseError::Budget(e.to_string()))?;
     match kind {
         ParserKind::Black => black::parse(bytes).map(Parsed::from),
         ParserKind::Flake8 => flake8::parse_text(bytes).map(Parsed::from),
@@ -149,6 +158,14 @@ pub(crate) fn json<'a, T: serde::Deserialize<'a>>(
     bytes: &'a [u8],
 ) -> Result<T, ParseError> {
     serde_json::from_slice(bytes).map_err(|e| ParseError::syntax(format, e))
+}
+
+/// Counts one more open XML element, refusing the report past the [`REPORT`] depth budget.
+pub(crate) fn xml_open(depth: &mut usize) -> Result<(), ParseError> {
+    *depth += 1;
+    REPORT
+        .check_depth(*depth)
+        .map_err(|e| ParseError::Budget(e.to_string()))
 }
 
 /// UTF-8 text, naming the format in the error.
