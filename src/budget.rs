@@ -92,9 +92,7 @@ pub enum BudgetError {
     },
     #[error("accept {what} nested deeper than {limit} levels (the depth budget)")]
     TooDeep { what: &'static str, limit: usize },
-    #[error(
-        "accept {what} of more than {limit} nodes with aliases expanded (the node budget)"
-    )]
+    #[error("accept {what} of more than {limit} nodes with aliases expanded (the node budget)")]
     TooManyNodes { what: &'static str, limit: usize },
 }
 

@@ -723,10 +723,13 @@ impl GithubContext {
         let payload = match &raw.event_path {
             Some(path) if raw.event_name.is_some() => {
                 let path = PathBuf::from(path);
-                let bytes = crate::budget::read_file(&path, &crate::budget::EVENT).map_err(|source| Error::PayloadRead {
-                    path: path.clone(),
-                    source,
-                })?;
+                let bytes =
+                    crate::budget::read_file(&path, &crate::budget::EVENT).map_err(|source| {
+                        Error::PayloadRead {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
                 Some((path, bytes))
             }
             Some(_) | None => None,

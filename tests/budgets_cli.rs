@@ -93,7 +93,9 @@ fn sparse(path: &Path, len: u64) {
 /// A one-gate policy: the gate runs `run` and reads its output with `parser` (from `report`
 /// when given).
 fn gate_policy(run: &str, parser: &str, report: Option<&str>, extra: &str) -> String {
-    let report = report.map(|r| format!("    report: {r}\n")).unwrap_or_default();
+    let report = report
+        .map(|r| format!("    report: {r}\n"))
+        .unwrap_or_default();
     format!(
         "version: 1\napp: {{name: fm-llm-solver-web, image: ghcr.io/org/fm-llm-solver, port: 8080, health_path: /health}}\nbranches:\n  main: {{tier: basic}}\ntiers:\n  basic: {{gates: [hostile]}}\ngates:\n  hostile:\n    run: {run}\n    parser: {parser}\n{report}{extra}"
     )
@@ -116,7 +118,10 @@ fn alias_bomb(levels: usize) -> String {
 fn policy_alias_bomb_is_refused() {
     for levels in [7, 8, 12] {
         let (_dir, ws) = workspace(&alias_bomb(levels));
-        let r = run(&format!("plan, {levels}-level alias bomb"), cli("plan", &ws));
+        let r = run(
+            &format!("plan, {levels}-level alias bomb"),
+            cli("plan", &ws),
+        );
         assert_eq!(r.code, Some(2), "{}", r.text);
         assert!(r.text.contains("(the node budget)"), "{}", r.text);
     }
@@ -127,7 +132,9 @@ fn policy_alias_bomb_is_refused() {
 /// exit 2 every time.
 #[test]
 fn policy_deep_nesting_is_refused() {
-    let block: String = (0..200).map(|i| format!("{}a:\n", "  ".repeat(i))).collect();
+    let block: String = (0..200)
+        .map(|i| format!("{}a:\n", "  ".repeat(i)))
+        .collect();
     for (name, text, budget) in [
         ("200 levels of [", "[".repeat(200), true),
         ("200 levels of block mappings", block, true),
@@ -202,7 +209,12 @@ fn gigabyte_report_fails_its_gate() {
 /// A tool that prints 1 GiB fails its gate closed: the runner keeps the cap and drops the rest.
 #[test]
 fn gigabyte_stdout_fails_its_gate() {
-    let (_dir, ws) = workspace(&gate_policy("[head, -c, 1G, /dev/zero]", "flake8", None, ""));
+    let (_dir, ws) = workspace(&gate_policy(
+        "[head, -c, 1G, /dev/zero]",
+        "flake8",
+        None,
+        "",
+    ));
     let r = run("gates, 1 GiB on stdout", cli("gates", &ws));
     assert_eq!(r.code, Some(1), "{}", r.text);
     assert!(r.text.contains("`runner.output_cap`"), "{}", r.text);

@@ -417,7 +417,9 @@ mod tests {
     fn depth_budget() {
         let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
         assert!(parse(&nested(POLICY.max_depth)).is_ok());
-        let err = parse(&nested(POLICY.max_depth + 1)).err().map(|e| e.message);
+        let err = parse(&nested(POLICY.max_depth + 1))
+            .err()
+            .map(|e| e.message);
         assert_eq!(
             err.as_deref(),
             Some("accept policy file nested deeper than 64 levels (the depth budget)")

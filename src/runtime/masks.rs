@@ -100,9 +100,19 @@ fn is_credential_key(key: &str) -> bool {
 /// (`AWS_SECRET_ACCESS_KEY`, `VAULT_TOKEN`, `--password`).
 fn names_credential(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["token", "secret", "password", "passwd", "apikey", "api-key", "api_key", "access-key", "access_key"]
-        .iter()
-        .any(|w| n.contains(w))
+    [
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "apikey",
+        "api-key",
+        "api_key",
+        "access-key",
+        "access_key",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
 }
 
 /// Walks a kubeconfig document and masks every credential value in it.
