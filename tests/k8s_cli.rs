@@ -7,6 +7,7 @@
 )]
 
 mod support_k8s;
+mod support_slack;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
@@ -96,26 +97,6 @@ async fn image_of(admin: &kube::Client, ns: &str) -> Option<String> {
     d.spec?.template.spec?.containers.first()?.image.clone()
 }
 
-/// A Slack incoming-webhook stand-in on loopback: records every body POSTed to it.
-async fn slack_stand_in() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    let posts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = posts.clone();
-    let app = axum::Router::new().route(
-        "/services/T000/B000/XXXX",
-        axum::routing::post(move |body: String| {
-            let seen = seen.clone();
-            async move {
-                seen.lock().unwrap().push(body);
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}/services/T000/B000/XXXX"), posts)
-}
-
 fn deployer_kubeconfig(fx: &Fixture) -> PathBuf {
     fx.tb
         .env
@@ -155,7 +136,7 @@ async fn binary_direct_deploy() -> anyhow::Result<()> {
         Some("example/web:v1")
     );
 
-    let (hook, posts) = slack_stand_in().await;
+    let (hook, posts) = support_slack::stand_in("/services/T000/B000/XXXX").await;
     let (out, _) = deploy_with(dir.path(), &kc, "v2", &[("FM_DEPLOY_SLACK_WEBHOOK", &hook)]).await;
     assert_eq!(
         out.status.code(),

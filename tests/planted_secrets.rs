@@ -13,6 +13,7 @@
 
 mod support_github;
 mod support_k8s;
+mod support_slack;
 
 use base64::Engine as _;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -20,7 +21,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret, Service};
 use kube::Api;
 use kube::api::ListParams;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use support_k8s::Fixture;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fm-deploy");
@@ -89,27 +89,6 @@ fn deployer_token(text: &str) -> String {
     let start = text.find("token: \"").unwrap() + "token: \"".len();
     let end = text[start..].find('"').unwrap() + start;
     text[start..end].to_string()
-}
-
-/// A Slack incoming-webhook stand-in on loopback: records every body POSTed to it.
-async fn slack_stand_in() -> (String, Arc<Mutex<Vec<String>>>) {
-    let posts = Arc::new(Mutex::new(Vec::new()));
-    let seen = posts.clone();
-    let path = format!("/services/T000/B000/{SLACK_SECRET}");
-    let app = axum::Router::new().route(
-        &path,
-        axum::routing::post(move |body: String| {
-            let seen = seen.clone();
-            async move {
-                seen.lock().unwrap().push(body);
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}{path}"), posts)
 }
 
 /// What one command left behind.
@@ -222,7 +201,8 @@ async fn planted_credentials_never_leak() -> anyhow::Result<()> {
     for team in ["qa-team", "senior-developers", "devops"] {
         gh.fake.add_team("org", team);
     }
-    let (hook, posts) = slack_stand_in().await;
+    let (hook, posts) =
+        support_slack::stand_in(&format!("/services/T000/B000/{SLACK_SECRET}")).await;
 
     let dir = tempfile::tempdir()?;
     let ws = dir.path().join("ws");
