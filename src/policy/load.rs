@@ -72,10 +72,15 @@ pub fn load_str(text: &str, path: &Path) -> Result<Policy, Error> {
             }]));
         }
         Err(e) => {
+            let message = if e.over_budget {
+                e.message
+            } else {
+                format!("invalid YAML: {}", e.message)
+            };
             return Err(invalid(vec![Problem {
                 pos: e.pos,
                 path: String::new(),
-                message: format!("invalid YAML: {}", e.message),
+                message,
                 hint: None,
             }]));
         }

@@ -76,6 +76,8 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 pub struct SyntaxError {
     pub pos: Pos,
     pub message: String,
+    /// The text may be valid YAML: it went over its [`Budget`].
+    pub over_budget: bool,
 }
 
 fn pos_of(span: &Span) -> Pos {
@@ -89,6 +91,7 @@ fn budget_error(e: BudgetError, pos: Pos) -> SyntaxError {
     SyntaxError {
         pos,
         message: e.to_string(),
+        over_budget: true,
     }
 }
 
@@ -99,6 +102,7 @@ fn scan_error(e: &ScanError) -> SyntaxError {
             col: e.marker().col() + 1,
         },
         message: e.info().to_string(),
+        over_budget: false,
     }
 }
 
@@ -123,11 +127,9 @@ pub fn parse_stream(text: &str, budget: &Budget) -> Result<Vec<Node>, SyntaxErro
 }
 
 fn build(text: &str, budget: &Budget, single: bool) -> Result<Vec<Node>, SyntaxError> {
-    let at_start = |e: BudgetError| SyntaxError {
-        pos: Pos { line: 1, col: 1 },
-        message: e.to_string(),
-    };
-    budget.check_size(text.len() as u64).map_err(at_start)?;
+    budget
+        .check_size(text.len() as u64)
+        .map_err(|e| budget_error(e, Pos { line: 1, col: 1 }))?;
     let mut parser = Parser::new_from_str(text);
     let mut builder = Builder {
         stack: Vec::new(),
@@ -150,6 +152,7 @@ fn build(text: &str, budget: &Budget, single: bool) -> Result<Vec<Node>, SyntaxE
                             "found a second YAML document; the {} is one document",
                             budget.what
                         ),
+                        over_budget: false,
                     });
                 }
             }
@@ -236,6 +239,7 @@ impl Builder<'_> {
                 _ => Err(SyntaxError {
                     pos,
                     message: "unbalanced sequence end".into(),
+                    over_budget: false,
                 }),
             },
             Event::MappingEnd => match self.stack.pop() {
@@ -250,6 +254,7 @@ impl Builder<'_> {
                 _ => Err(SyntaxError {
                     pos,
                     message: "unbalanced mapping end".into(),
+                    over_budget: false,
                 }),
             },
             Event::Alias(id) => {
@@ -257,6 +262,7 @@ impl Builder<'_> {
                     return Err(SyntaxError {
                         pos,
                         message: "alias refers to an unknown anchor".into(),
+                        over_budget: false,
                     });
                 };
                 // Counted before the copy is made: the budget bounds what is ever built.
@@ -303,6 +309,7 @@ impl Builder<'_> {
                                 "duplicate key `{key}` (first at line {})",
                                 first.pos.line
                             ),
+                            over_budget: false,
                         });
                     }
                     *pending = Some(node);
