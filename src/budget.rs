@@ -69,8 +69,8 @@ pub const KUBECONFIG: Budget = Budget {
 };
 
 /// A tool's output or report file. `max_bytes` is the ceiling for the policy's
-/// `runner.output_cap` (which defaults to [`DEFAULT_OUTPUT_CAP`]); the gate runner keeps at most
-/// the cap and a report past it fails its gate.
+/// `runner.output_cap` (which defaults to [`DEFAULT_OUTPUT_CAP`]) and the cap on the pull
+/// request's `git diff`; the gate runner keeps at most the cap and a report past it fails its gate.
 pub const REPORT: Budget = Budget {
     what: "tool output",
     max_bytes: 256 * MIB,

@@ -225,6 +225,18 @@ fn over_budget_inputs_are_refused() {
             "{kind:?}: {err:?}"
         );
     }
+    // Deep JSON (and deep anything) is an error from every parser, never a stack overflow: serde_json
+    // stops at its recursion limit, the XML parsers at the depth budget.
+    for deep in [
+        "[".repeat(100_000),
+        format!("{{\"runs\": {}", "[".repeat(100_000)),
+        format!("{{\"Results\": [{}", "{\"a\": ".repeat(100_000)),
+        format!("<testsuites>{}", "<a>".repeat(100_000)),
+    ] {
+        for (_, kind) in PARSERS.iter().filter(|(n, _)| *n != "exit-code") {
+            assert!(parsers::parse(*kind, deep.as_bytes()).is_err(), "{kind:?}");
+        }
+    }
     let exceptions = format!("exceptions:\n  - {{{}}}\n", "k: v, ".repeat(60_000));
     assert!(
         parse_exceptions("x", &exceptions)

@@ -570,7 +570,7 @@ async fn compute_diff<R: ToolRunner>(
         cwd: ctx.workspace.clone(),
         env: Default::default(),
         timeout: Duration::from_secs(120),
-        output_cap: 256 * 1024 * 1024,
+        output_cap: crate::budget::REPORT.max_bytes,
     };
     match runner.run(&cmd).await {
         ExecOutcome::Exited {
