@@ -11,6 +11,7 @@
     reason = "a test fails loudly on the first surprise"
 )]
 
+mod support_bluegreen;
 mod support_github;
 mod support_k8s;
 mod support_slack;
@@ -21,7 +22,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret, Service};
 use kube::Api;
 use kube::api::ListParams;
 use std::path::{Path, PathBuf};
+use support_bluegreen::scenario::{Scenario, V1, V2};
 use support_k8s::Fixture;
+use support_k8s::router::TestRouter;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fm-deploy");
 
@@ -35,6 +38,7 @@ const KUBE_REFRESH: &str = "planted-refresh-token-91b3";
 const KUBE_EXEC_TOKEN: &str = "planted-exec-env-token-0e6f";
 const TLS_KEY_LINE: &str = "MIIEplantedTLSkeyMaterial0123456789abcdefABCDEF";
 const TLS_CERT_LINE: &str = "MIIDplantedTLScertMaterial0123456789abcdefABCDE";
+const PROM_PASSWORD: &str = "planted-prom-pass-3c8d";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -103,13 +107,15 @@ struct Ran {
 
 struct Harness {
     dir: tempfile::TempDir,
+    branch: String,
     github_url: String,
     inputs: Vec<(String, String)>,
+    planted: Vec<String>,
 }
 
 impl Harness {
-    /// Runs `command` in Actions with every secret input set; `event` is `push` (to
-    /// `development`) or `workflow_dispatch`.
+    /// Runs `command` in Actions with every secret input set; `event` is `push` or
+    /// `workflow_dispatch` (both for the harness's branch).
     async fn run(&self, command: &str, event: &str, tag: &str) -> Ran {
         let n = rand::random::<u32>();
         let outputs = self.dir.path().join(format!("outputs-{n}"));
@@ -122,7 +128,8 @@ impl Harness {
             .env("GITHUB_ACTIONS", "true")
             .env("GITHUB_EVENT_NAME", event)
             .env("GITHUB_EVENT_PATH", &payload)
-            .env("GITHUB_REF", "refs/heads/development")
+            .env("GITHUB_REF", format!("refs/heads/{}", self.branch))
+            .env("GITHUB_SHA", "6113728f27ae82c7b1a177c8d03f9e96e0adf246")
             .env("GITHUB_WORKSPACE", self.dir.path().join("ws"))
             .env("GITHUB_OUTPUT", &outputs)
             .env("GITHUB_STEP_SUMMARY", &summary)
@@ -182,9 +189,219 @@ where
         .join("\n")
 }
 
-/// Planted credentials in every secret input; plan, gates, matrix, pipeline (twice: a first
-/// deploy and an upgrade), deploy, rollback, promote, cleanup and setup through the binary: no
-/// credential leaks anywhere the run writes, and no word is masked.
+impl Harness {
+    /// A workspace holding `policy`, push and dispatch payloads for `branch`, and every secret
+    /// input planted: the testbed's deployer kubeconfig (with more users carrying the other
+    /// credential kinds), the webhook `hook`, URLs with passwords, TLS material, API keys, and a
+    /// Prometheus URL with a password when `prometheus` is given.
+    fn new(
+        branch: &str,
+        policy: &str,
+        deployer: &Path,
+        github_url: &str,
+        hook: &str,
+        prometheus: Option<&str>,
+    ) -> anyhow::Result<Harness> {
+        let dir = tempfile::tempdir()?;
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(ws.join(".github"))?;
+        std::fs::write(ws.join(".github/fm-deploy.yml"), policy)?;
+        for (event, fixture) in [
+            ("push", "push.branch.json"),
+            ("workflow_dispatch", "workflow_dispatch.json"),
+        ] {
+            let mut payload: serde_json::Value = serde_json::from_slice(&std::fs::read(
+                root().join("tests/fixtures/events").join(fixture),
+            )?)?;
+            payload["ref"] = format!("refs/heads/{branch}").into();
+            std::fs::write(
+                dir.path().join(format!("{event}.json")),
+                serde_json::to_vec(&payload)?,
+            )?;
+        }
+        let (kubeconfig_b64, kubeconfig_text) = kubeconfig_input(deployer);
+        let kube_token = deployer_token(&kubeconfig_text);
+        let database_url =
+            format!("postgres://fm_app:{DB_PASSWORD}@db.internal:5432/fm_llm_solver");
+        let redis_url = format!("redis://:{REDIS_PASSWORD}@redis.internal:6379/0");
+        let sentry_dsn = format!("https://{SENTRY_KEY}@o1.ingest.sentry.io/42");
+        let mut inputs: Vec<(String, String)> = [
+            ("INPUT_GITHUB-TOKEN", support_github::TOKEN.to_string()),
+            ("INPUT_KUBECONFIG", kubeconfig_b64.clone()),
+            ("INPUT_SLACK-WEBHOOK", hook.to_string()),
+            ("INPUT_DATABASE-URL", database_url),
+            ("INPUT_REDIS-URL", redis_url),
+            ("INPUT_TLS-CERT", pem("CERTIFICATE", TLS_CERT_LINE)),
+            ("INPUT_TLS-KEY", pem("PRIVATE KEY", TLS_KEY_LINE)),
+            ("INPUT_DATADOG-API-KEY", DATADOG_KEY.to_string()),
+            ("INPUT_SENTRY-DSN", sentry_dsn),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let mut planted: Vec<String> = [
+            support_github::TOKEN,
+            &kubeconfig_b64,
+            &kube_token,
+            KUBE_PASSWORD,
+            KUBE_REFRESH,
+            KUBE_EXEC_TOKEN,
+            SLACK_SECRET,
+            DB_PASSWORD,
+            REDIS_PASSWORD,
+            DATADOG_KEY,
+            SENTRY_KEY,
+            TLS_KEY_LINE,
+            TLS_CERT_LINE,
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+        if let Some(url) = prometheus {
+            let with_password = url.replacen("://", &format!("://reader:{PROM_PASSWORD}@"), 1);
+            inputs.push(("INPUT_PROMETHEUS-URL".into(), with_password));
+            planted.push(PROM_PASSWORD.into());
+        }
+        Ok(Harness {
+            dir,
+            branch: branch.to_string(),
+            github_url: github_url.to_string(),
+            inputs,
+            planted,
+        })
+    }
+
+    /// Runs each `(command, event, image tag)` and asserts its exit code is 0.
+    async fn run_all(&self, steps: &[(&str, &str, &str)]) -> Vec<Ran> {
+        let mut runs = Vec::new();
+        for (command, event, tag) in steps {
+            let r = self.run(command, event, tag).await;
+            eprintln!(
+                "── {command} ({event}, {tag}): exit {:?}\n{}",
+                r.code,
+                r.stdout
+                    .lines()
+                    .filter(|l| !l.starts_with("::add-mask::"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            assert_eq!(
+                r.code,
+                Some(0),
+                "{command}:\n{}\n{}\n{}",
+                r.stdout,
+                r.stderr,
+                r.summary
+            );
+            runs.push(r);
+        }
+        runs
+    }
+
+    /// No planted credential in any run's stdout (outside its `::add-mask::` line), stderr,
+    /// summary or outputs; every one of them masked; none of `words` masked.
+    fn assert_runs_clean(&self, runs: &[Ran], words: &[&str]) {
+        for r in runs {
+            let place = |what: &str| format!("{} {what}", r.command);
+            let (masks, printed): (Vec<&str>, Vec<&str>) = r
+                .stdout
+                .lines()
+                .partition(|l| l.starts_with("::add-mask::"));
+            let masks: Vec<&str> = masks
+                .iter()
+                .filter_map(|l| l.strip_prefix("::add-mask::"))
+                .collect();
+            assert_absent(&self.planted, &place("stdout"), &printed.join("\n"));
+            assert_absent(&self.planted, &place("stderr"), &r.stderr);
+            assert_absent(&self.planted, &place("summary"), &r.summary);
+            assert_absent(&self.planted, &place("outputs"), &r.outputs);
+            for secret in &self.planted {
+                assert!(
+                    masks.iter().any(|m| m.contains(secret.as_str())),
+                    "{}: {secret:?} is not masked: {masks:?}",
+                    r.command
+                );
+            }
+            for word in words {
+                assert!(
+                    !masks.contains(word),
+                    "{}: the word {word:?} is masked: {masks:?}",
+                    r.command
+                );
+            }
+        }
+    }
+
+    /// No planted credential in what GitHub (through Prism) or Slack received, nor in any object
+    /// in `ns` except the Secrets meant to hold them (`app-secrets`, `web-tls`); with
+    /// `app_secret`, `app-secrets` holds database-url.
+    async fn assert_nothing_leaked(
+        &self,
+        gh: &support_github::Testbed,
+        slack: &[String],
+        client: &kube::Client,
+        ns: &str,
+        app_secret: bool,
+    ) {
+        gh.sync_log().await;
+        let github_bodies: String = gh
+            .fake
+            .state()
+            .log
+            .iter()
+            .map(|l| format!("{} {} {}", l.method, l.path, l.body))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(!github_bodies.is_empty(), "the runs talked to GitHub");
+        assert_absent(&self.planted, "GitHub request", &github_bodies);
+        assert_absent(&self.planted, "Prism log", &gh.prism_log().join("\n"));
+        assert!(!slack.is_empty(), "the deploys notified Slack");
+        assert_absent(&self.planted, "Slack message", &slack.join("\n"));
+        let cluster = [
+            objects::<Deployment>(client, ns, &[]).await,
+            objects::<ReplicaSet>(client, ns, &[]).await,
+            objects::<Pod>(client, ns, &[]).await,
+            objects::<Service>(client, ns, &[]).await,
+            objects::<ConfigMap>(client, ns, &[]).await,
+            objects::<Event>(client, ns, &[]).await,
+            objects::<Secret>(client, ns, &["app-secrets", "web-tls"]).await,
+        ]
+        .join("\n");
+        assert!(cluster.contains("example/web:"), "objects were read back");
+        assert_absent(&self.planted, "cluster object", &cluster);
+        let secrets = objects::<Secret>(client, ns, &[]).await;
+        let db = base64::engine::general_purpose::STANDARD.encode(
+            self.inputs
+                .iter()
+                .find(|(k, _)| k == "INPUT_DATABASE-URL")
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_default(),
+        );
+        assert!(
+            !app_secret || secrets.contains(&db),
+            "the app Secret holds database-url (the one place it belongs)"
+        );
+    }
+}
+
+/// Words that look like parts of the inputs and must never be masked.
+const WORDS: &[&str] = &[
+    "fm-testbed",
+    "fm-deployer",
+    "https://127.0.0.1:6443",
+    "apiVersion: v1",
+    "kind: Config",
+    "deployer",
+    "fm-deploy",
+    "fm_app",
+    "db.internal",
+    "fm_llm_solver",
+    "reader",
+];
+
+/// Planted credentials in every secret input; plan, gates, matrix, pipeline (a first deploy and
+/// an upgrade), rollback, deploy, promote and cleanup (nothing to do on a direct environment) and
+/// setup through the binary: no credential leaks anywhere the run writes, and no word is masked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planted_credentials_never_leak() -> anyhow::Result<()> {
     let mut fx = Fixture::new("fm-planted").await?;
@@ -203,195 +420,113 @@ async fn planted_credentials_never_leak() -> anyhow::Result<()> {
     }
     let (hook, posts) =
         support_slack::stand_in(&format!("/services/T000/B000/{SLACK_SECRET}")).await;
-
-    let dir = tempfile::tempdir()?;
-    let ws = dir.path().join("ws");
-    std::fs::create_dir_all(ws.join(".github"))?;
-    std::fs::write(
-        ws.join(".github/fm-deploy.yml"),
-        policy(&fx.ns, &router.url()),
-    )?;
-    let mut push: serde_json::Value = serde_json::from_slice(&std::fs::read(
-        root().join("tests/fixtures/events/push.branch.json"),
-    )?)?;
-    push["ref"] = "refs/heads/development".into();
-    std::fs::write(dir.path().join("push.json"), serde_json::to_vec(&push)?)?;
-    let mut dispatch: serde_json::Value = serde_json::from_slice(&std::fs::read(
-        root().join("tests/fixtures/events/workflow_dispatch.json"),
-    )?)?;
-    dispatch["ref"] = "refs/heads/development".into();
-    std::fs::write(
-        dir.path().join("workflow_dispatch.json"),
-        serde_json::to_vec(&dispatch)?,
-    )?;
-
     let deployer = PathBuf::from(fx.tb.var("FM_TESTBED_DEPLOYER_KUBECONFIG")?);
-    let (kubeconfig_b64, kubeconfig_text) = kubeconfig_input(&deployer);
-    let kube_token = deployer_token(&kubeconfig_text);
-    let github_token = support_github::TOKEN.to_string();
-    let database_url = format!("postgres://fm_app:{DB_PASSWORD}@db.internal:5432/fm_llm_solver");
-    let redis_url = format!("redis://:{REDIS_PASSWORD}@redis.internal:6379/0");
-    let sentry_dsn = format!("https://{SENTRY_KEY}@o1.ingest.sentry.io/42");
-    let tls_key = pem("PRIVATE KEY", TLS_KEY_LINE);
-    let tls_cert = pem("CERTIFICATE", TLS_CERT_LINE);
-    let inputs: Vec<(String, String)> = [
-        ("INPUT_GITHUB-TOKEN", github_token.as_str()),
-        ("INPUT_KUBECONFIG", kubeconfig_b64.as_str()),
-        ("INPUT_SLACK-WEBHOOK", hook.as_str()),
-        ("INPUT_DATABASE-URL", database_url.as_str()),
-        ("INPUT_REDIS-URL", redis_url.as_str()),
-        ("INPUT_TLS-CERT", tls_cert.as_str()),
-        ("INPUT_TLS-KEY", tls_key.as_str()),
-        ("INPUT_DATADOG-API-KEY", DATADOG_KEY),
-        ("INPUT_SENTRY-DSN", sentry_dsn.as_str()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let planted: Vec<String> = [
-        github_token.as_str(),
-        &kubeconfig_b64,
-        &kube_token,
-        KUBE_PASSWORD,
-        KUBE_REFRESH,
-        KUBE_EXEC_TOKEN,
-        SLACK_SECRET,
-        DB_PASSWORD,
-        REDIS_PASSWORD,
-        DATADOG_KEY,
-        SENTRY_KEY,
-        TLS_KEY_LINE,
-        TLS_CERT_LINE,
-    ]
-    .into_iter()
-    .map(str::to_string)
-    .collect();
-    let h = Harness {
-        dir,
-        github_url: gh.url.clone(),
-        inputs,
-    };
-
-    let mut runs = Vec::new();
-    for (command, event, tag, want) in [
-        ("plan", "push", "v1", Some(0)),
-        ("gates", "push", "v1", Some(0)),
-        ("matrix", "push", "v1", Some(0)),
-        ("pipeline", "push", "v1", Some(0)),
-        ("pipeline", "push", "v2", Some(0)),
-        ("rollback", "workflow_dispatch", "v2", Some(0)),
-        ("deploy", "push", "v3", Some(0)),
-        ("promote", "workflow_dispatch", "v3", Some(0)),
-        ("cleanup", "workflow_dispatch", "v3", Some(0)),
-        ("setup", "workflow_dispatch", "v3", Some(0)),
-    ] {
-        let r = h.run(command, event, tag).await;
-        assert_eq!(
-            r.code, want,
-            "{command}:\n{}\n{}\n{}",
-            r.stdout, r.stderr, r.summary
-        );
-        eprintln!(
-            "── {command} ({event}, {tag}): exit {:?}\n{}",
-            r.code,
-            r.stdout
-                .lines()
-                .filter(|l| !l.starts_with("::add-mask::"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        runs.push(r);
-    }
-
-    let mask = |r: &Ran| -> Vec<String> {
-        r.stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("::add-mask::"))
-            .map(str::to_string)
-            .collect()
-    };
-    for r in &runs {
-        let place = |what: &str| format!("{} {what}", r.command);
-        let printed: String = r
-            .stdout
-            .lines()
-            .filter(|l| !l.starts_with("::add-mask::"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        assert_absent(&planted, &place("stdout"), &printed);
-        assert_absent(&planted, &place("stderr"), &r.stderr);
-        assert_absent(&planted, &place("summary"), &r.summary);
-        assert_absent(&planted, &place("outputs"), &r.outputs);
-        let masks = mask(r);
-        for secret in &planted {
-            assert!(
-                masks
-                    .iter()
-                    .any(|m| m == secret || m.contains(secret.as_str())),
-                "{}: {secret:?} is not masked: {masks:?}",
-                r.command
-            );
-        }
-        for word in [
-            "development",
-            "dev",
-            fx.ns.as_str(),
-            "fm-testbed",
-            "fm-deployer",
-            "https://127.0.0.1:6443",
-            "apiVersion: v1",
-            "kind: Config",
-            "deployer",
-            "fm-deploy",
-            "fm_app",
-            "db.internal",
-            "fm_llm_solver",
-        ] {
-            assert!(
-                !masks.iter().any(|m| m == word),
-                "{}: the word {word:?} is masked: {masks:?}",
-                r.command
-            );
-        }
-    }
-
-    gh.sync_log().await;
-    let github_bodies: String = gh
-        .fake
-        .state()
-        .log
-        .iter()
-        .map(|l| format!("{} {} {}", l.method, l.path, l.body))
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(!github_bodies.is_empty(), "the runs talked to GitHub");
-    assert_absent(&planted, "GitHub request", &github_bodies);
-    assert_absent(&planted, "Prism log", &gh.prism_log().join("\n"));
-    let slack = posts.lock().unwrap().join("\n");
-    assert!(!slack.is_empty(), "the deploys notified Slack");
-    assert_absent(&planted, "Slack message", &slack);
-
-    let c = &fx.admin;
-    let ns = fx.ns.as_str();
-    let cluster = [
-        objects::<Deployment>(c, ns, &[]).await,
-        objects::<ReplicaSet>(c, ns, &[]).await,
-        objects::<Pod>(c, ns, &[]).await,
-        objects::<Service>(c, ns, &[]).await,
-        objects::<ConfigMap>(c, ns, &[]).await,
-        objects::<Event>(c, ns, &[]).await,
-        objects::<Secret>(c, ns, &["app-secrets", "web-tls"]).await,
-    ]
-    .join("\n");
-    assert!(cluster.contains("example/web:"), "objects were read back");
-    assert_absent(&planted, "cluster object", &cluster);
-    let secrets = objects::<Secret>(c, ns, &[]).await;
-    assert!(
-        secrets.contains(&base64::engine::general_purpose::STANDARD.encode(&database_url)),
-        "the app Secret holds database-url (the one place it belongs)"
-    );
-
+    let h = Harness::new(
+        "development",
+        &policy(&fx.ns, &router.url()),
+        &deployer,
+        &gh.url,
+        &hook,
+        None,
+    )?;
+    let runs = h
+        .run_all(&[
+            ("plan", "push", "v1"),
+            ("gates", "push", "v1"),
+            ("matrix", "push", "v1"),
+            ("pipeline", "push", "v1"),
+            ("pipeline", "push", "v2"),
+            ("rollback", "workflow_dispatch", "v2"),
+            ("deploy", "push", "v3"),
+            ("promote", "workflow_dispatch", "v3"),
+            ("cleanup", "workflow_dispatch", "v3"),
+            ("setup", "workflow_dispatch", "v3"),
+        ])
+        .await;
+    let mut words = WORDS.to_vec();
+    words.extend(["development", "dev", fx.ns.as_str()]);
+    h.assert_runs_clean(&runs, &words);
+    let slack = posts.lock().unwrap().clone();
+    h.assert_nothing_leaked(&gh, &slack, &fx.admin, &fx.ns, true)
+        .await;
     gh.assert_clean().await;
     gh.stop().await;
     fx.finish().await
+}
+
+fn blue_green_policy(ns: &str, live: &str, preview: &str) -> String {
+    format!(
+        r#"version: 1
+app: {{name: web, image: example/web, port: 8080, health_path: /health, endpoints: [/api/solve]}}
+branches:
+  main: {{environment: production, tier: basic}}
+tiers:
+  basic: [noop]
+gates:
+  noop: {{run: ["true"], parser: exit-code}}
+environments:
+  production:
+    namespace: {ns}
+    url: {live}
+    strategy: blue-green
+    replicas: 2
+    progress_deadline: 30s
+    smoke: {{deadline: 10s}}
+    secrets: {{database-url: database-url, redis-url: redis-url, dd-api-key: datadog-api-key, sentry-dsn: sentry-dsn}}
+    tls_secret: web-tls
+    blue_green:
+      service: web
+      preview_service: web-preview
+      preview_url: {preview}
+      monitor: 4s
+      keep_previous: 1s
+      manual_promote: true
+    rollback:
+      sample_every: 1s
+      on_no_data: hold
+      triggers:
+        - {{name: health, probe: health_path, failures_above: 50%, for: 3s}}
+"#
+    )
+}
+
+/// The same planted credentials through a production blue-green release: pipeline (blue),
+/// pipeline (green, paused before the switch), promote, rollback and cleanup — the commands with
+/// the most to print (timelines, colours, monitoring) — leak nothing and mask no word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_credentials_never_leak_from_blue_green() -> anyhow::Result<()> {
+    let s = Scenario::start("fm-planted-bg", &[V1, V2], false).await?;
+    let preview = TestRouter::start(&s.client, &s.ns.name, "web-preview", s.book.clone()).await?;
+    let gh = support_github::Testbed::start().await;
+    let (hook, posts) =
+        support_slack::stand_in(&format!("/services/T000/B000/{SLACK_SECRET}")).await;
+    let deployer = PathBuf::from(s.tb.var("FM_TESTBED_DEPLOYER_KUBECONFIG")?);
+    let h = Harness::new(
+        "main",
+        &blue_green_policy(&s.ns.name, &s.live.url(), &preview.url()),
+        &deployer,
+        &gh.url,
+        &hook,
+        Some(&s.prom.url),
+    )?;
+    let runs = h
+        .run_all(&[
+            ("pipeline", "push", "v1"),
+            ("pipeline", "push", "v2"),
+            ("promote", "workflow_dispatch", "v2"),
+            ("rollback", "workflow_dispatch", "v2"),
+            ("cleanup", "workflow_dispatch", "v2"),
+        ])
+        .await;
+    assert_eq!(s.selector().await.as_deref(), Some("blue"), "rolled back");
+    let mut words = WORDS.to_vec();
+    words.extend(["production", "main", "blue", "green", s.ns.name.as_str()]);
+    h.assert_runs_clean(&runs, &words);
+    let slack = posts.lock().unwrap().clone();
+    // The blue-green release path applies the colour Deployments only: no `app-secrets` to find.
+    h.assert_nothing_leaked(&gh, &slack, &s.client, &s.ns.name, false)
+        .await;
+    gh.assert_clean().await;
+    gh.stop().await;
+    Ok(())
 }
