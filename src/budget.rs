@@ -44,7 +44,8 @@ pub const POLICY: Budget = Budget {
     max_nodes: 100_000,
 };
 
-/// The exceptions file (a list of flat mappings; aliases are refused outright).
+/// The exceptions file: a list of flat mappings, so three levels (the parser refuses anything
+/// deeper as an unexpected list or mapping); aliases are refused outright, scalars counted.
 pub const EXCEPTIONS: Budget = Budget {
     what: "exceptions file",
     max_bytes: MIB,
@@ -52,7 +53,8 @@ pub const EXCEPTIONS: Budget = Budget {
     max_nodes: 100_000,
 };
 
-/// The webhook payload at `GITHUB_EVENT_PATH` (GitHub caps payloads at 25 MB).
+/// The webhook payload at `GITHUB_EVENT_PATH` (GitHub caps payloads at 25 MB). JSON has no
+/// aliases: decoded into typed structs, its nodes are bounded by its size.
 pub const EVENT: Budget = Budget {
     what: "event payload",
     max_bytes: 25 * MIB,
@@ -68,7 +70,8 @@ pub const KUBECONFIG: Budget = Budget {
     max_nodes: 100_000,
 };
 
-/// A tool's output or report file. `max_bytes` is the ceiling for the policy's
+/// A tool's output or report file (JSON, XML or text: no aliases, nodes bounded by the size).
+/// `max_bytes` is the ceiling for the policy's
 /// `runner.output_cap` (which defaults to [`DEFAULT_OUTPUT_CAP`]) and the cap on the pull
 /// request's `git diff`; the gate runner keeps at most the cap and a report past it fails its gate.
 pub const REPORT: Budget = Budget {
