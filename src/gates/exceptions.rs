@@ -184,6 +184,23 @@ mod tests {
         );
     }
 
+    /// A file over the exceptions budget is refused before it is scanned, naming the budget; so
+    /// are more scalars than the node budget, and aliases.
+    #[test]
+    fn budgets_are_enforced() {
+        let big = format!(
+            "exceptions: []\n#{}\n",
+            "x".repeat(EXCEPTIONS.max_bytes as usize)
+        );
+        let err = parse_exceptions("x.yml", &big).unwrap_err().to_string();
+        assert!(err.contains("the size budget is 1048576 bytes"), "{err}");
+        let many = format!("exceptions:\n  - {{{}}}\n", "k: v, ".repeat(60_000));
+        let err = parse_exceptions("x.yml", &many).unwrap_err().to_string();
+        assert!(err.contains("(the node budget)"), "{err}");
+        let alias = "exceptions:\n  - &a {fingerprint: f}\n  - *a\n";
+        assert!(parse_exceptions("x.yml", alias).is_err());
+    }
+
     proptest::proptest! {
         /// Arbitrary text never panics the exceptions parser.
         #[test]
