@@ -21,10 +21,10 @@ pub use masks::{MIN_LINE_MASK, mask_values};
 pub use output::{
     DELIMITER_PREFIX, OutputKey, format_output, format_output_with_delimiter, random_delimiter,
 };
-pub use summary::{STEP_SUMMARY_LIMIT, SummaryChunk, fit_summary};
+pub use summary::{STEP_SUMMARY_LIMIT, SummaryChunk, fit_summary, md_code, md_text};
 pub use telemetry::{init_tracing, log_filter};
 pub use untrusted::{
-    DEFUSE_PREFIX, RunnerCommand, STOP_COMMANDS, defuse, fence, has_command_line, is_command_line,
-    runner_commands, runner_lines,
+    DEFUSE_PREFIX, LINE_BREAKS, RunnerCommand, STOP_COMMANDS, defuse, fence, has_command_line,
+    is_command_line, runner_commands, runner_lines,
 };
 pub use writer::{BufferConsole, Console, Error, Runtime, StdoutConsole, eprint_untrusted};

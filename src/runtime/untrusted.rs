@@ -38,12 +38,15 @@ fn ignorable(c: char) -> bool {
             | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
-/// Splits text into the lines a runner could see: at `\n`, `\r` (its line reader breaks on a lone
-/// CR) and the other Unicode line breaks, to be safe.
+/// Where a runner could see a line end: `\n`, `\r` (its line reader breaks on a lone CR) and, to be
+/// safe, the other Unicode line breaks.
+pub const LINE_BREAKS: [char; 7] = [
+    '\n', '\r', '\u{0B}', '\u{0C}', '\u{85}', '\u{2028}', '\u{2029}',
+];
+
+/// Splits text into the lines a runner could see (at every [`LINE_BREAKS`] character).
 pub fn runner_lines(text: &str) -> impl Iterator<Item = &str> {
-    text.split([
-        '\n', '\r', '\u{0B}', '\u{0C}', '\u{85}', '\u{2028}', '\u{2029}',
-    ])
+    text.split(LINE_BREAKS)
 }
 
 /// The line with every [`ignorable`] character removed: what a culture-sensitive comparison sees.
@@ -106,11 +109,7 @@ pub fn defuse(text: &str) -> Cow<'_, str> {
     let mut out = String::with_capacity(text.len() + 16);
     let mut rest = text;
     loop {
-        let end = rest
-            .find([
-                '\n', '\r', '\u{0B}', '\u{0C}', '\u{85}', '\u{2028}', '\u{2029}',
-            ])
-            .unwrap_or(rest.len());
+        let end = rest.find(LINE_BREAKS).unwrap_or(rest.len());
         let (line, tail) = rest.split_at(end);
         if is_command_line(line) {
             out.push_str(DEFUSE_PREFIX);
