@@ -307,6 +307,36 @@ async fn hostile_reports_never_become_commands() {
     assert_tables_intact(&r.summary);
 }
 
+/// `plan` for the hostile branch: the text is fenced, the summary's heading and tables hold,
+/// and the report output carries the branch exactly (JSON inside a random-delimiter heredoc).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_branch_in_plan_stays_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(
+        dir.path(),
+        &policy(),
+        "push",
+        &push_payload(),
+        &[("INPUT_COMMAND", "plan")],
+    )
+    .await;
+    assert_eq!(r.code, Some(0), "{}", r.log);
+    assert_no_injected_commands(&r.log);
+    assert!(r.log.contains("::stop-commands::"), "{}", r.log);
+    let outputs = parse_outputs(&r.outputs);
+    assert_eq!(outputs.get("decision").map(String::as_str), Some("skipped"));
+    let report: Value = serde_json::from_str(&outputs["report"]).unwrap();
+    assert_eq!(
+        report["branch"].as_str(),
+        Some(hostile_name().as_str()),
+        "{report}"
+    );
+    let heading = r.summary.lines().next().unwrap_or_default();
+    assert!(heading.starts_with("## fm-deploy plan: `"), "{heading}");
+    assert!(heading.contains(&"x".repeat(300)), "{heading}");
+    assert_tables_intact(&r.summary);
+}
+
 /// A policy whose keys carry workflow commands fails to load: the error chain on stderr and the
 /// policy annotations are the only output, and neither lets a hostile key make a command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,6 +393,12 @@ async fn hostile_pull_request_keeps_check_runs_valid() {
             "{}",
             run.name
         );
+        let title = run.title.as_deref().unwrap_or_default();
+        assert!(
+            title.chars().count() <= 255 && !title.contains(['\n', '\r']),
+            "{title:?}"
+        );
+        assert!(run.summary.as_deref().unwrap_or_default().chars().count() <= 65_535);
         for a in &run.annotations {
             let title = a["title"].as_str().unwrap_or_default();
             assert!(title.chars().count() <= 255, "{title}");
