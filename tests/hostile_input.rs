@@ -294,16 +294,12 @@ async fn hostile_reports_never_become_commands() {
         "{}",
         r.summary
     );
-    assert!(
-        r.summary.contains("| `crash` | ❌ block | crashed |"),
-        "{}",
-        r.summary
-    );
-    assert!(
-        r.summary.contains("| `tests` | ❌ block | findings |"),
-        "{}",
-        r.summary
-    );
+    for row in [
+        "| `crash` | ❌ block | crashed |",
+        "| `tests` | ❌ block | findings |",
+    ] {
+        assert!(r.summary.contains(row), "{row}: {}", r.summary);
+    }
     assert_tables_intact(&r.summary);
 }
 
