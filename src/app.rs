@@ -144,7 +144,7 @@ fn run_plan(req: &RunRequest, plan: &Plan, sink: &mut dyn Sink) -> Result<Outcom
     let json = serde_json::to_string_pretty(plan)
         .map_err(|e| ActionError::Other(format!("serialize plan: {e}")))?;
     if req.json {
-        sink.print(&json)?;
+        sink.print(&crate::runtime::json_for_log(&json))?;
     } else {
         sink.print(&plan.render_text())?;
     }
@@ -157,7 +157,7 @@ fn run_plan(req: &RunRequest, plan: &Plan, sink: &mut dyn Sink) -> Result<Outcom
 fn run_matrix(plan: &Plan, sink: &mut dyn Sink) -> Result<Outcome, ActionError> {
     match &plan.matrix {
         Some(m) => {
-            sink.print(&m.json)?;
+            sink.print(&crate::runtime::json_for_log(&m.json))?;
             Ok(Outcome::Success)
         }
         None => Err(ActionError::Usage(match &plan.tier {

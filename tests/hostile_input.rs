@@ -333,6 +333,30 @@ async fn hostile_branch_in_plan_stays_data() {
     assert_tables_intact(&r.summary);
 }
 
+/// On a terminal (or a `run:` step), `plan --json` for the hostile branch prints JSON that still
+/// parses to the exact branch and that the runner reads no command from.
+#[test]
+fn hostile_branch_in_json_plan_stays_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace(dir.path(), &policy());
+    let out = std::process::Command::new(BIN)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args(["plan", "--json", "--sha", &"a".repeat(40), "--branch"])
+        .arg(hostile_name())
+        .arg("--workspace")
+        .arg(&ws)
+        .arg("--summary")
+        .arg(dir.path().join("report.md"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_no_injected_commands(&stdout);
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(plan["branch"].as_str(), Some(hostile_name().as_str()));
+}
+
 /// A policy whose keys carry workflow commands fails to load: the error chain on stderr and the
 /// policy annotations are the only output, and neither lets a hostile key make a command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,6 @@ pub use summary::{STEP_SUMMARY_LIMIT, SummaryChunk, fit_summary, md_code, md_tex
 pub use telemetry::{init_tracing, log_filter};
 pub use untrusted::{
     DEFUSE_PREFIX, LINE_BREAKS, RunnerCommand, STOP_COMMANDS, defuse, fence, has_command_line,
-    is_command_line, runner_commands, runner_lines,
+    is_command_line, json_for_log, runner_commands, runner_lines,
 };
 pub use writer::{BufferConsole, Console, Error, Runtime, StdoutConsole, eprint_untrusted};

@@ -126,6 +126,40 @@ pub fn defuse(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// JSON text that reads the same to a JSON parser and as nothing to the runner: unchanged when no
+/// line could be a command, else with `[`, `:` and every [`ignorable`] character inside strings
+/// written as `\uXXXX` escapes, so no `##[` and no `::` remain (outside strings JSON has neither).
+/// Printed this way `--json` output stays parseable where fencing would have added lines.
+pub fn json_for_log(json: &str) -> Cow<'_, str> {
+    if !has_command_line(json) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string && !escaped && (c == '[' || c == ':' || ignorable(c)) {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+            continue;
+        }
+        out.push(c);
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// One command as the runner would execute it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunnerCommand {
@@ -283,6 +317,20 @@ mod tests {
     }
 
     proptest! {
+        /// JSON made safe for the log parses to the same value and holds no command line.
+        #[test]
+        fn json_stays_json(text in hostile_text(), pretty in any::<bool>()) {
+            let value = serde_json::json!({"branch": text, "list": [text.clone(), "::a::b"]});
+            let json = if pretty {
+                serde_json::to_string_pretty(&value).unwrap()
+            } else {
+                serde_json::to_string(&value).unwrap()
+            };
+            let safe = json_for_log(&json);
+            prop_assert!(!has_command_line(&safe), "{safe}");
+            prop_assert_eq!(serde_json::from_str::<serde_json::Value>(&safe).unwrap(), value);
+        }
+
         /// Whatever the text, fenced it executes only the fence, defused nothing at all.
         #[test]
         fn nothing_hostile_survives(text in hostile_text()) {
