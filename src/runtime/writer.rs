@@ -399,6 +399,37 @@ mod tests {
         );
     }
 
+    /// Untrusted text through `line`, a plain annotation or a heading outside Actions executes
+    /// nothing but its fence; the action's own annotation in Actions is exactly one command.
+    #[test]
+    fn untrusted_text_is_fenced() {
+        use crate::runtime::runner_commands;
+        let dir = tempfile::tempdir().unwrap();
+        let hostile = "ok\n::error title=INJECTED::x\r##[set-output name=a]b";
+        let mut a = Annotation::new(Level::Warning, hostile);
+        a.file = Some("::error title=fake::evil.py".to_owned());
+        a.title = Some("flake8 E1 (low)".to_owned());
+        let mut local = rt(dir.path(), false);
+        local.line(hostile).unwrap();
+        local.annotate(&a).unwrap();
+        local.group_start(hostile).unwrap();
+        for text in &local.console().lines {
+            let names: Vec<String> = runner_commands(text).into_iter().map(|c| c.name).collect();
+            assert_eq!(names.len(), 2, "{text}");
+            assert_eq!(names[0], "stop-commands");
+            assert!(text.contains(hostile), "verbatim: {text}");
+        }
+        let mut actions = rt(dir.path(), true);
+        actions.annotate(&a).unwrap();
+        let cmds = runner_commands(&actions.console().lines.join("\n"));
+        assert_eq!(cmds.len(), 1);
+        assert_eq!(cmds[0].name, "warning");
+        assert!(
+            cmds[0].properties.ends_with("title=flake8 E1 (low)"),
+            "{cmds:?}"
+        );
+    }
+
     /// A file that cannot be written is an error naming the file.
     #[test]
     fn unwritable_output_file() {
