@@ -9,6 +9,7 @@
 )]
 
 mod support_github;
+mod support_k8s;
 
 use fm_deploy::runtime::{OutputKey, is_command_line, runner_commands, runner_lines};
 use serde_json::{Value, json};
@@ -433,14 +434,20 @@ async fn hostile_pull_request_keeps_check_runs_valid() {
 
 /// Kubernetes objects for the longest app and environment names the policy allows, deployed from
 /// hostile image tags, carry only label values the apiserver accepts:
-/// `(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?`, at most 63 characters.
-#[test]
-fn label_values_stay_valid() {
+/// `(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?`, at most 63 characters — checked here and by the
+/// testbed's real apiserver (a server-side dry-run create of the Deployment and Service).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_values_stay_valid() {
     use fm_deploy::deploy::labels::is_label_value;
-    use fm_deploy::deploy::manifests::{image_version, labels, selector_labels};
+    use fm_deploy::deploy::manifests::{
+        DeployInputs, environment_objects, image_version, labels, selector_labels,
+    };
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::{Api, PostParams};
     let (app, env) = ("a".repeat(63), "e".repeat(63));
     let text = format!(
-        "version: 1\napp: {{name: {app}, image: ghcr.io/org/web}}\nbranches:\n  main: {{tier: basic, environment: {env}}}\ntiers:\n  basic: [noop]\ngates:\n  noop: {{run: [\"true\"], parser: exit-code}}\nenvironments:\n  {env}:\n    namespace: web\n    url: https://web.example\n    strategy: direct\n"
+        "version: 1\napp: {{name: {app}, image: ghcr.io/org/web}}\nbranches:\n  main: {{tier: basic, environment: {env}}}\ntiers:\n  basic: [noop]\ngates:\n  noop: {{run: [\"true\"], parser: exit-code}}\nenvironments:\n  {env}:\n    namespace: default\n    url: https://web.example\n    strategy: direct\n"
     );
     let policy = fm_deploy::policy::load_str(&text, Path::new("fm-deploy.yml")).unwrap();
     let env = &policy.environments[&env];
@@ -457,4 +464,33 @@ fn label_values_stay_valid() {
     for v in &values {
         assert!(is_label_value(v), "{v:?}");
     }
+
+    // The image field takes any text without surrounding whitespace; the labels must still hold.
+    let tag = format!("$(rm-rf-/)`id`;🚀ünï+{}", "x".repeat(200));
+    let objects = environment_objects(
+        &policy.app,
+        env,
+        &DeployInputs {
+            image: format!("ghcr.io/org/web:{tag}"),
+            run_id: "4242".into(),
+            sha: "a".repeat(40),
+            secrets: BTreeMap::new(),
+            tls: None,
+        },
+    );
+    let client = support_k8s::Testbed::get().unwrap().client().await.unwrap();
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let deployment: Deployment = serde_json::from_value(objects.deployment).unwrap();
+    Api::<Deployment>::namespaced(client.clone(), "default")
+        .create(&dry, &deployment)
+        .await
+        .unwrap_or_else(|e| panic!("the apiserver refused the Deployment: {e}"));
+    let service: Service = serde_json::from_value(objects.service).unwrap();
+    Api::<Service>::namespaced(client, "default")
+        .create(&dry, &service)
+        .await
+        .unwrap_or_else(|e| panic!("the apiserver refused the Service: {e}"));
 }
