@@ -5,7 +5,7 @@ use crate::error::ActionError;
 use crate::inputs::{GithubContext, Inputs};
 use crate::plan::{self, Command, Plan, PlanRequest};
 use crate::policy::{self, Policy};
-use crate::runtime::{Console, OutputKey, Runtime};
+use crate::runtime::{Annotation, Console, OutputKey, Runtime};
 use std::path::PathBuf;
 
 /// Everything one run needs, already validated.
@@ -22,8 +22,10 @@ pub struct RunRequest {
 
 /// Where results go: the runtime (outputs, summary, annotations, console), or a test double.
 pub trait Sink {
-    /// Human-readable text (stdout).
+    /// Human-readable text (stdout). Treated as untrusted: never read as a workflow command.
     fn print(&mut self, text: &str) -> Result<(), ActionError>;
+    /// One of the action's own annotations (`::error …::` in Actions), escaped.
+    fn annotate(&mut self, annotation: &Annotation) -> Result<(), ActionError>;
     /// A step output (`GITHUB_OUTPUT`).
     fn output(&mut self, key: OutputKey, value: &str) -> Result<(), ActionError>;
     /// Markdown for the job summary (`GITHUB_STEP_SUMMARY`, or a local file).
@@ -36,6 +38,10 @@ pub trait Sink {
 impl<C: Console> Sink for Runtime<C> {
     fn print(&mut self, text: &str) -> Result<(), ActionError> {
         Ok(self.line(text.trim_end_matches('\n'))?)
+    }
+
+    fn annotate(&mut self, annotation: &Annotation) -> Result<(), ActionError> {
+        Ok(Runtime::annotate(self, annotation)?)
     }
 
     fn output(&mut self, key: OutputKey, value: &str) -> Result<(), ActionError> {
@@ -138,7 +144,7 @@ fn run_plan(req: &RunRequest, plan: &Plan, sink: &mut dyn Sink) -> Result<Outcom
     let json = serde_json::to_string_pretty(plan)
         .map_err(|e| ActionError::Other(format!("serialize plan: {e}")))?;
     if req.json {
-        sink.print(&json)?;
+        sink.print(&crate::runtime::json_for_log(&json))?;
     } else {
         sink.print(&plan.render_text())?;
     }
@@ -151,7 +157,7 @@ fn run_plan(req: &RunRequest, plan: &Plan, sink: &mut dyn Sink) -> Result<Outcom
 fn run_matrix(plan: &Plan, sink: &mut dyn Sink) -> Result<Outcome, ActionError> {
     match &plan.matrix {
         Some(m) => {
-            sink.print(&m.json)?;
+            sink.print(&crate::runtime::json_for_log(&m.json))?;
             Ok(Outcome::Success)
         }
         None => Err(ActionError::Usage(match &plan.tier {
@@ -433,8 +439,8 @@ pub async fn run_gates_phase(
                     .map(|f| f.finding.clone())
             })
             .collect();
-        for line in workflow_commands(&all) {
-            sink.print(&line)?;
+        for annotation in workflow_commands(&all) {
+            sink.annotate(&annotation)?;
         }
     }
     Ok(Some(GatesPhase { report, decision }))

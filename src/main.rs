@@ -238,7 +238,15 @@ fn main() -> ExitCode {
     let cli = if actions_mode {
         None
     } else {
-        Some(Cli::parse())
+        match Cli::try_parse() {
+            Ok(c) => Some(c),
+            // A usage error quotes the arguments (a branch name, say): printed defused.
+            Err(e) if e.use_stderr() => {
+                runtime::eprint_untrusted(e.render().to_string().trim_end());
+                return ExitCode::from(2);
+            }
+            Err(e) => e.exit(),
+        }
     };
     let ctx = match GithubContext::from_vars(vars.clone()) {
         Ok(c) => c,
@@ -292,7 +300,8 @@ fn fail(rt: Option<&mut Runtime<StdoutConsole>>, e: &ActionError) -> ExitCode {
         text.push_str(&format!("\n  caused by: {s}"));
         src = s.source();
     }
-    eprintln!("error: {text}");
+    // The chain can quote a tool's stderr or a file name: untrusted.
+    runtime::eprint_untrusted(&format!("error: {text}"));
     if let Some(rt) = rt {
         // Policy problems each become an annotation on their own line of the policy file.
         let problems = match e {

@@ -12,6 +12,7 @@ use crate::policy::model::{
     Action, EnvironmentSpec, GatePhase, GateSpec, NoDataPolicy, ParserKind, Ratio, ShiftMode,
     StrategyKind, TriggerSource,
 };
+use crate::runtime::{md_code, md_text};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -715,7 +716,7 @@ impl Plan {
     /// Markdown for the job summary.
     pub fn render_markdown(&self) -> String {
         let mut o = String::new();
-        let _ = writeln!(o, "## fm-deploy plan: `{}`\n", self.branch);
+        let _ = writeln!(o, "## fm-deploy plan: {}\n", md_code(&self.branch));
         let _ = writeln!(o, "| | |\n|---|---|");
         let _ = writeln!(o, "| event | {} |", trigger_text(&self.trigger));
         let _ = writeln!(o, "| rule | `{}` |", self.rule.as_deref().unwrap_or("none"));
@@ -739,11 +740,11 @@ impl Plan {
             for (i, g) in self.gates.iter().enumerate() {
                 let _ = writeln!(
                     o,
-                    "| {} | `{}` | `{}` | {} |",
+                    "| {} | {} | {} | {} |",
                     i + 1,
-                    g.name,
-                    md_cell(&g.argv.join(" ")),
-                    md_cell(&g.thresholds.join("; "))
+                    md_code(&g.name),
+                    md_code(&g.argv.join(" ")),
+                    md_text(&g.thresholds.join("; "))
                 );
             }
         }
@@ -756,7 +757,7 @@ impl Plan {
         }
         match &self.deploy {
             DeployPlan::Skipped { reason } => {
-                let _ = writeln!(o, "\n### Deploy\n\nSkipped: {reason}");
+                let _ = writeln!(o, "\n### Deploy\n\nSkipped: {}", md_text(reason));
             }
             DeployPlan::Planned(s) => {
                 let _ = writeln!(
@@ -767,16 +768,18 @@ impl Plan {
                 );
                 let _ = writeln!(
                     o,
-                    "Image `{}` → namespace `{}` ({})\n",
-                    s.image, s.namespace, s.url
+                    "Image {} → namespace `{}` ({})\n",
+                    md_code(&s.image),
+                    s.namespace,
+                    md_text(&s.url)
                 );
                 let _ = writeln!(o, "**Before:**\n");
                 for p in &s.pre_deploy {
-                    let _ = writeln!(o, "- {p}");
+                    let _ = writeln!(o, "- {}", md_text(p));
                 }
                 let _ = writeln!(o, "\n**Steps:**\n");
                 for (i, p) in s.steps.iter().enumerate() {
-                    let _ = writeln!(o, "{}. {p}", i + 1);
+                    let _ = writeln!(o, "{}. {}", i + 1, md_text(p));
                 }
                 if !s.triggers.is_empty() {
                     let _ = writeln!(
@@ -787,9 +790,9 @@ impl Plan {
                     for t in &s.triggers {
                         let _ = writeln!(
                             o,
-                            "| {} | `{}` | {} | {} |",
-                            t.name,
-                            md_cell(&t.condition),
+                            "| {} | {} | {} | {} |",
+                            md_text(&t.name),
+                            md_code(&t.condition),
                             crate::policy::model::fmt_duration(t.for_),
                             crate::policy::model::fmt_duration(t.worst_case_detection)
                         );
@@ -800,15 +803,11 @@ impl Plan {
         if !self.skipped.is_empty() {
             let _ = writeln!(o, "\n### Skipped\n");
             for s in &self.skipped {
-                let _ = writeln!(o, "- **{}**: {}", s.what, s.why);
+                let _ = writeln!(o, "- **{}**: {}", md_text(&s.what), md_text(&s.why));
             }
         }
         o
     }
-}
-
-fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
 }
 
 fn no_data_name(p: NoDataPolicy) -> &'static str {

@@ -379,7 +379,10 @@ async fn fork_pull_request_falls_back_to_workflow_commands() {
                     MAX_WORKFLOW_ERRORS,
                     MAX_WORKFLOW_WARNINGS,
                 );
-                let lines: Vec<String> = chosen.iter().map(|f| workflow_command(f)).collect();
+                let lines: Vec<String> = chosen
+                    .iter()
+                    .map(|f| fm_deploy::runtime::format_annotation(&workflow_command(f)))
+                    .collect();
                 assert_eq!(
                     lines.iter().filter(|l| l.starts_with("::error ")).count(),
                     10

@@ -5,6 +5,7 @@
 //! only the fields we own are present, nothing newer than Kubernetes 1.20 is set, and every Service
 //! port says `protocol: TCP` (1.20 rejects an apply without it).
 
+use super::labels::label_value;
 use crate::policy::model::{AppSpec, EnvironmentSpec, StrategyKind};
 use base64::Engine;
 use serde_json::{Value, json};
@@ -59,7 +60,7 @@ pub fn selector_labels(app: &AppSpec, env: &EnvironmentSpec) -> BTreeMap<String,
         ("app.kubernetes.io/name".to_string(), app.name.clone()),
         (
             "app.kubernetes.io/instance".to_string(),
-            format!("{}-{}", app.name, env.name),
+            label_value(&format!("{}-{}", app.name, env.name)),
         ),
     ])
 }
@@ -74,22 +75,7 @@ pub fn image_version(image: &str) -> String {
     } else {
         "latest".to_string()
     };
-    let cleaned: String = v
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    cleaned
-        .chars()
-        .take(63)
-        .collect::<String>()
-        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
-        .to_string()
+    label_value(&v)
 }
 
 /// Everything the environment needs for this deploy.

@@ -56,7 +56,7 @@ impl GithubConfig {
 /// The workflow command that masks `secret` in the job log. The caller prints it on stdout before
 /// anything else could echo the value.
 pub fn mask_command(secret: &str) -> String {
-    format!("::add-mask::{}", crate::report::checks::escape_data(secret))
+    crate::runtime::add_mask(secret)
 }
 
 /// A raw answer: status, headers and the body as text.

@@ -8,6 +8,7 @@
 //! onto [`CheckConclusion`]).
 
 use crate::gates::finding::{Finding, Severity};
+use crate::runtime::{self, Level};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 
@@ -460,56 +461,39 @@ pub fn select_workflow_annotations(
     errors.chain(warnings).copied().collect()
 }
 
-/// The fallback's lines for all gates' findings: ≤ 10 `::error` + ≤ 10 `::warning`, most severe
-/// first. The caller prints them on stdout.
-pub fn workflow_commands(findings: &[Finding]) -> Vec<String> {
+/// The fallback's annotations for all gates' findings: ≤ 10 errors + ≤ 10 warnings, most severe
+/// first. The caller prints them through the runtime, which escapes them.
+pub fn workflow_commands(findings: &[Finding]) -> Vec<runtime::Annotation> {
     select_workflow_annotations(findings, MAX_WORKFLOW_ERRORS, MAX_WORKFLOW_WARNINGS)
         .into_iter()
         .map(workflow_command)
         .collect()
 }
 
-/// One `::error …::message` / `::warning …::message` line for a finding, escaped as GitHub's
-/// toolkit does.
-pub fn workflow_command(f: &Finding) -> String {
-    let cmd = if f.severity >= Severity::High {
-        "error"
+/// The `::error` / `::warning` annotation for a finding: error from high up, the position only
+/// with a path, columns only on single-line findings.
+pub fn workflow_command(f: &Finding) -> runtime::Annotation {
+    let level = if f.severity >= Severity::High {
+        Level::Error
     } else {
-        "warning"
+        Level::Warning
     };
-    let mut props = Vec::new();
+    let mut a = runtime::Annotation::new(level, f.message.clone());
+    a.title = Some(format!("{} {} ({})", f.tool, f.rule, f.severity));
     if let Some(path) = f.path.as_deref().filter(|p| !p.is_empty()) {
-        props.push(format!("file={}", escape_property(path)));
+        a.file = Some(path.to_owned());
         if let Some(line) = f.line {
-            props.push(format!("line={line}"));
+            a.line = Some(line);
             let end_line = f.end_line.unwrap_or(line);
             if end_line != line {
-                props.push(format!("endLine={end_line}"));
+                a.end_line = Some(end_line);
             } else if let Some(col) = f.column {
-                props.push(format!("col={col}"));
-                if let Some(end) = f.end_column {
-                    props.push(format!("endColumn={end}"));
-                }
+                a.col = Some(col);
+                a.end_column = f.end_column;
             }
         }
     }
-    props.push(format!(
-        "title={}",
-        escape_property(&format!("{} {} ({})", f.tool, f.rule, f.severity))
-    ));
-    format!("::{cmd} {}::{}", props.join(","), escape_data(&f.message))
-}
-
-/// Escapes a workflow-command message: `%`, `\r`, `\n`.
-pub fn escape_data(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
-}
-
-/// Escapes a workflow-command property value: as [`escape_data`] plus `:` and `,`.
-pub fn escape_property(s: &str) -> String {
-    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+    a
 }
 
 #[cfg(test)]
@@ -694,20 +678,21 @@ mod tests {
     /// Workflow commands escape data and properties exactly as GitHub's toolkit does.
     #[test]
     fn workflow_command_escaping() {
+        use crate::runtime::format_annotation;
         let f = Finding::new("bandit", "B105", Severity::High, "100% bad\r\nreally").at(
             "dir,x/a:b.py",
             Some(7),
             Some(3),
         );
         assert_eq!(
-            workflow_command(&f),
+            format_annotation(&workflow_command(&f)),
             "::error file=dir%2Cx/a%3Ab.py,line=7,col=3,title=bandit B105 (high)::100%25 bad%0D%0Areally"
         );
         let w = Finding::new("flake8", "E501", Severity::Medium, "long")
             .at("a.py", Some(1), None)
             .ending(Some(4), None);
         assert_eq!(
-            workflow_command(&w),
+            format_annotation(&workflow_command(&w)),
             "::warning file=a.py,line=1,endLine=4,title=flake8 E501 (medium)::long"
         );
     }

@@ -6,6 +6,7 @@
 use crate::gates::finding::Severity;
 use crate::gates::outcome::GateOutcome;
 use crate::gates::run::{GateRun, GatesReport};
+use crate::runtime::{md_code, md_text};
 use crate::verdict::{Decision, GateVerdict, OverrideUse};
 use std::fmt::Write as _;
 
@@ -46,12 +47,6 @@ fn outcome_word(o: &GateOutcome) -> &'static str {
         GateOutcome::TimedOut { .. } => "timed out",
         GateOutcome::Unparseable { .. } => "unparseable",
     }
-}
-
-fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|")
-        .replace('\n', " ")
-        .replace('<', "&lt;")
 }
 
 fn run_of<'a>(r: &'a GatesReport, gate: &str) -> Option<&'a GateRun> {
@@ -153,7 +148,7 @@ pub fn render_markdown(r: &GatesReport) -> String {
     {
         let _ = writeln!(s, "### {} `{}`\n", icon(g.decision), g.gate);
         for reason in &g.reasons {
-            let _ = writeln!(s, "- {}", md_escape(reason));
+            let _ = writeln!(s, "- {}", md_text(reason));
         }
         if let Some(run) = run_of(r, &g.gate) {
             let tail = match &run.outcome {
@@ -189,17 +184,17 @@ pub fn render_markdown(r: &GatesReport) -> String {
             );
             for f in listed.iter().take(MARKDOWN_FINDINGS_PER_GATE) {
                 let at = match (&f.finding.path, f.finding.line) {
-                    (Some(p), Some(l)) => format!("`{p}:{l}`"),
-                    (Some(p), None) => format!("`{p}`"),
+                    (Some(p), Some(l)) => md_code(&format!("{p}:{l}")),
+                    (Some(p), None) => md_code(p),
                     (None, _) => String::new(),
                 };
                 let _ = writeln!(
                     s,
-                    "| {} | `{}` | {} | {} |",
+                    "| {} | {} | {} | {} |",
                     f.finding.severity,
-                    md_escape(&f.finding.rule),
+                    md_code(&f.finding.rule),
                     at,
-                    md_escape(&f.finding.message)
+                    md_text(&f.finding.message)
                 );
             }
             if listed.len() > MARKDOWN_FINDINGS_PER_GATE {
@@ -215,7 +210,7 @@ pub fn render_markdown(r: &GatesReport) -> String {
     if !v.overrides.is_empty() {
         let _ = writeln!(s, "### Overrides used\n");
         for o in &v.overrides {
-            let _ = writeln!(s, "- {}", md_escape(&override_line(o)));
+            let _ = writeln!(s, "- {}", md_text(&override_line(o)));
         }
         let _ = writeln!(s);
     }
@@ -228,7 +223,7 @@ pub fn render_markdown(r: &GatesReport) -> String {
                 e.fingerprint,
                 e.approver,
                 e.expires,
-                md_escape(&e.reason)
+                md_text(&e.reason)
             );
         }
         let _ = writeln!(s);
@@ -247,7 +242,7 @@ pub fn render_markdown(r: &GatesReport) -> String {
     if !r.notes.is_empty() || !cuts.is_empty() {
         let _ = writeln!(s, "### Notes\n");
         for n in r.notes.iter().chain(&cuts) {
-            let _ = writeln!(s, "- {}", md_escape(n));
+            let _ = writeln!(s, "- {}", md_text(n));
         }
     }
     s
@@ -351,14 +346,14 @@ pub fn gate_check(
         let _ = writeln!(
             s,
             "\n`{}` · {:.1}s",
-            md_escape(&x.argv.join(" ")),
+            md_text(&x.argv.join(" ")),
             x.elapsed.as_secs_f64()
         );
     }
     if !g.reasons.is_empty() {
         let _ = writeln!(s, "\n**Why:**\n");
         for reason in &g.reasons {
-            let _ = writeln!(s, "- {}", md_escape(reason));
+            let _ = writeln!(s, "- {}", md_text(reason));
         }
     }
     let _ = writeln!(s, "\nCounted findings: {}", counts(g));

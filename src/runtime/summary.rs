@@ -1,7 +1,14 @@
-//! Keeping the job summary under GitHub's size limit. Pure.
+//! The job summary: keeping it under GitHub's size limit, and putting untrusted text into its
+//! Markdown without breaking the structure around it. Pure.
 //!
 //! GitHub refuses a step summary over 1 MiB (and shows none of it). Each append is fitted into what
 //! is left: cut at a line end (else a UTF-8 boundary) with a note saying how much was cut.
+//!
+//! Text from outside (branch names, paths, tool messages, image references) goes in through
+//! [`md_text`] (a table cell, list item or heading: one line, no `|` column break, no HTML) or
+//! [`md_code`] (the same as a code span, whatever backticks it holds).
+
+use super::untrusted::LINE_BREAKS;
 
 /// GitHub's limit on one step's summary file, in bytes.
 pub const STEP_SUMMARY_LIMIT: u64 = 1024 * 1024;
@@ -14,6 +21,43 @@ const NOTE_RESERVE: u64 = 256;
 pub struct SummaryChunk {
     pub text: String,
     pub omitted_bytes: usize,
+}
+
+/// Untrusted text for one Markdown line or table cell: line breaks become spaces, `|` is escaped,
+/// `<` cannot open HTML.
+pub fn md_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '|' => out.push_str("\\|"),
+            '<' => out.push_str("&lt;"),
+            c if LINE_BREAKS.contains(&c) => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Untrusted text as one inline code span safe in a table cell: fenced with one backtick more
+/// than its longest backtick run, padded when it starts or ends with a backtick, `|` escaped.
+pub fn md_code(s: &str) -> String {
+    let one_line: String = s
+        .chars()
+        .map(|c| if LINE_BREAKS.contains(&c) { ' ' } else { c })
+        .collect();
+    let mut longest = 0;
+    let mut run = 0;
+    for c in one_line.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    let pad = if one_line.starts_with('`') || one_line.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{}{pad}{fence}", one_line.replace('|', "\\|"))
 }
 
 /// Fits `chunk` after `existing` bytes so the file stays within `limit`.
@@ -62,6 +106,15 @@ pub fn fit_summary(existing: u64, chunk: &str, limit: u64) -> SummaryChunk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Untrusted text cannot add a column, a row or HTML to a table.
+    #[test]
+    fn md_text_stays_in_its_cell() {
+        assert_eq!(md_text("a|b\nc\r\nd<script>"), "a\\|b c  d&lt;script>");
+        assert_eq!(md_code("x"), "`x`");
+        assert_eq!(md_code("a`b|c\nd"), "``a`b\\|c d``");
+        assert_eq!(md_code("`x``"), "``` `x`` ```");
+    }
 
     /// Text that fits is written unchanged.
     #[test]

@@ -3,6 +3,11 @@
 //!
 //! Outside Actions (no files, `in_actions == false`) outputs are only recorded, the summary goes to a
 //! file only if one is given, masks are not printed, and annotations print as plain text.
+//!
+//! The one rule for the console: the action's own workflow commands (annotations, masks, groups)
+//! are built here from escaped parts; every other line is untrusted text and goes out
+//! [`fence`]d, in or out of Actions (a terminal run inside a `run:` step is read by the runner
+//! too). Nothing else in the crate writes to stdout; stderr gets [`defuse`]d text only.
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
@@ -12,6 +17,7 @@ use super::commands::{Annotation, Level, add_mask, end_group, format_annotation,
 use super::masks::mask_values;
 use super::output::{OutputKey, format_output};
 use super::summary::{STEP_SUMMARY_LIMIT, fit_summary};
+use super::untrusted::{defuse, fence};
 use crate::inputs::{GithubContext, RawInputs};
 
 /// Failures writing the run's outputs, summary or console.
@@ -189,24 +195,25 @@ impl<C: Console> Runtime<C> {
         Ok(chunk.omitted_bytes)
     }
 
-    /// Prints an annotation: a workflow command in Actions, `level: file:line: title: message` outside.
+    /// Prints an annotation: a workflow command in Actions (every part escaped, so it is one line
+    /// and one command), `level: file:line: title: message` as untrusted text outside.
     pub fn annotate(&mut self, a: &Annotation) -> Result<(), Error> {
-        let text = if self.in_actions {
-            format_annotation(a)
+        if self.in_actions {
+            self.console
+                .line(&format_annotation(a))
+                .map_err(Error::Console)
         } else {
-            plain_annotation(a)
-        };
-        self.console.line(&text).map_err(Error::Console)
+            self.line(&plain_annotation(a))
+        }
     }
 
-    /// Starts a foldable log group (a plain heading outside Actions).
+    /// Starts a foldable log group (a plain heading, as untrusted text, outside Actions).
     pub fn group_start(&mut self, title: &str) -> Result<(), Error> {
-        let text = if self.in_actions {
-            group(title)
+        if self.in_actions {
+            self.console.line(&group(title)).map_err(Error::Console)
         } else {
-            format!("── {title}")
-        };
-        self.console.line(&text).map_err(Error::Console)
+            self.line(&format!("── {title}"))
+        }
     }
 
     /// Ends the current log group.
@@ -217,9 +224,10 @@ impl<C: Console> Runtime<C> {
         Ok(())
     }
 
-    /// Prints a plain line.
+    /// Prints untrusted text (one or more lines), [`fence`]d when a line of it could be read as a
+    /// workflow command.
     pub fn line(&mut self, text: &str) -> Result<(), Error> {
-        self.console.line(text).map_err(Error::Console)
+        self.console.line(&fence(text)).map_err(Error::Console)
     }
 
     /// The console (tests read a [`BufferConsole`] back).
@@ -231,6 +239,14 @@ impl<C: Console> Runtime<C> {
     pub fn into_console(self) -> C {
         self.console
     }
+}
+
+/// Writes untrusted text to stderr as one block, [`defuse`]d. Best effort: a closed stderr has
+/// nobody left to tell.
+pub fn eprint_untrusted(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(defuse(text).as_bytes());
+    let _ = err.write_all(b"\n");
 }
 
 fn plain_annotation(a: &Annotation) -> String {
@@ -380,6 +396,37 @@ mod tests {
         assert_eq!(
             local.console().lines,
             ["error: app.py:3:80: E501: line too long"]
+        );
+    }
+
+    /// Untrusted text through `line`, a plain annotation or a heading outside Actions executes
+    /// nothing but its fence; the action's own annotation in Actions is exactly one command.
+    #[test]
+    fn untrusted_text_is_fenced() {
+        use crate::runtime::runner_commands;
+        let dir = tempfile::tempdir().unwrap();
+        let hostile = "ok\n::error title=INJECTED::x\r##[set-output name=a]b";
+        let mut a = Annotation::new(Level::Warning, hostile);
+        a.file = Some("::error title=fake::evil.py".to_owned());
+        a.title = Some("flake8 E1 (low)".to_owned());
+        let mut local = rt(dir.path(), false);
+        local.line(hostile).unwrap();
+        local.annotate(&a).unwrap();
+        local.group_start(hostile).unwrap();
+        for text in &local.console().lines {
+            let names: Vec<String> = runner_commands(text).into_iter().map(|c| c.name).collect();
+            assert_eq!(names.len(), 2, "{text}");
+            assert_eq!(names[0], "stop-commands");
+            assert!(text.contains(hostile), "verbatim: {text}");
+        }
+        let mut actions = rt(dir.path(), true);
+        actions.annotate(&a).unwrap();
+        let cmds = runner_commands(&actions.console().lines.join("\n"));
+        assert_eq!(cmds.len(), 1);
+        assert_eq!(cmds[0].name, "warning");
+        assert!(
+            cmds[0].properties.ends_with("title=flake8 E1 (low)"),
+            "{cmds:?}"
         );
     }
 
