@@ -13,6 +13,7 @@ const USED = {
   "/repos/{owner}/{repo}/pulls/{pull_number}/reviews": ["get"],
   "/repos/{owner}/{repo}/issues": ["get"],
   "/repos/{owner}/{repo}/issues/{issue_number}/events": ["get"],
+  "/repos/{owner}/{repo}/contents/{path}": ["get"],
   "/repos/{owner}/{repo}/deployments": ["get", "post"],
   "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses": ["get", "post"],
   "/orgs/{org}/teams/{team_slug}/memberships/{username}": ["get"],

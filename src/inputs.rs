@@ -709,6 +709,16 @@ pub struct GithubContext {
     /// The `GITHUB_STEP_SUMMARY` file.
     pub step_summary_path: Option<PathBuf>,
     pub event: Event,
+    /// On `pull_request` and `pull_request_target`: the PR and its base commit, whose policy and
+    /// exceptions file apply (never the PR's own copies).
+    pub pull_request_base: Option<PullRequestBase>,
+}
+
+/// A pull request's number and base commit (`pull_request.base.sha` in the payload).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullRequestBase {
+    pub number: u64,
+    pub sha: String,
 }
 
 impl GithubContext {
@@ -752,6 +762,12 @@ impl GithubContext {
                 Event::from_payload(name, b"{}").unwrap_or(Event::Other { name: name.clone() })
             }
         };
+        let pull_request_base = match (raw.event_name.as_deref(), payload) {
+            (Some("pull_request" | "pull_request_target"), Some((_, bytes))) => {
+                pull_request_base(bytes)
+            }
+            _ => None,
+        };
         let run_id = parse_num::<u64>("GITHUB_RUN_ID", raw.run_id.as_deref())?;
         let run_attempt = parse_num::<u32>("GITHUB_RUN_ATTEMPT", raw.run_attempt.as_deref())?;
         let api_url = raw
@@ -784,6 +800,7 @@ impl GithubContext {
             workspace: raw.workspace.map(PathBuf::from),
             output_path: raw.output.map(PathBuf::from),
             step_summary_path: raw.step_summary.map(PathBuf::from),
+            pull_request_base,
             event,
         })
     }
@@ -1034,6 +1051,15 @@ mod payload {
     pub(super) struct Schedule {
         pub schedule: Option<String>,
     }
+}
+
+/// The PR number and base SHA of a `pull_request` / `pull_request_target` payload. Pure.
+pub fn pull_request_base(bytes: &[u8]) -> Option<PullRequestBase> {
+    let e: payload::PullRequestEnvelope = serde_json::from_slice(bytes).ok()?;
+    Some(PullRequestBase {
+        number: e.number,
+        sha: e.pull_request.base.sha,
+    })
 }
 
 impl Event {

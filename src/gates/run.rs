@@ -14,6 +14,7 @@ use crate::gates::outcome::{
 };
 use crate::gates::parsers::{self, Metrics, pip_licenses};
 use crate::gates::runner::{Captured, ExecOutcome, ToolCommand, ToolRunner, tail_text};
+use crate::policy::base::PolicyOrigin;
 use crate::policy::model::{DiffScope, GatePhase, GateSpec, ParserKind, Policy, TierSpec};
 use crate::verdict::{GateInput, LabelApproval, Verdict, VerdictContext, decide};
 use chrono::NaiveDate;
@@ -90,6 +91,21 @@ pub struct GateContext {
     /// Substituted for `{image}` (the image reference being gated, e.g. for a container scan).
     pub image: Option<String>,
     pub today: NaiveDate,
+    /// Where the exceptions file is read from: the workspace, or (pull requests) the base commit.
+    pub exceptions_from: ExceptionsSource,
+    /// On pull requests: where the policy came from and what the PR changes in it.
+    pub policy_origin: Option<PolicyOrigin>,
+}
+
+/// Where the exceptions file is read from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ExceptionsSource {
+    /// The workspace (pushes, dispatches, local runs).
+    #[default]
+    Workspace,
+    /// Already read from the pull request's base commit; `None`: the base has no such file. The
+    /// PR's own copy never counts: an exception applies once it is on the base branch.
+    Base(Option<String>),
 }
 
 impl GateContext {
@@ -104,6 +120,8 @@ impl GateContext {
             deploy_url: None,
             image: None,
             today: chrono::Utc::now().date_naive(),
+            exceptions_from: ExceptionsSource::Workspace,
+            policy_origin: None,
         }
     }
 }
@@ -250,6 +268,7 @@ pub async fn run_gates_with_hooks<R: ToolRunner, L: LabelApprovals, H: GateHooks
         None => None,
     };
     let exceptions = load_exceptions(policy, ctx, &mut notes).await;
+    let exceptions = approved_exceptions(policy, exceptions, labels, &mut notes).await;
     let approval = label_approval(policy, ctx, labels, &mut notes).await;
 
     let env_coverage_min = ctx
@@ -269,6 +288,7 @@ pub async fn run_gates_with_hooks<R: ToolRunner, L: LabelApprovals, H: GateHooks
         exceptions: &exceptions,
         label_approval: approval.as_ref(),
         today: ctx.today,
+        policy_origin: ctx.policy_origin.as_ref(),
     };
     let inputs: Vec<GateInput<'_>> = runs
         .iter()
@@ -597,7 +617,12 @@ async fn load_exceptions(
         return Vec::new();
     };
     let path = ctx.workspace.join(file);
-    match tokio::fs::read_to_string(&path).await {
+    let read = match &ctx.exceptions_from {
+        ExceptionsSource::Workspace => tokio::fs::read_to_string(&path).await,
+        ExceptionsSource::Base(Some(text)) => Ok(text.clone()),
+        ExceptionsSource::Base(None) => Err(std::io::ErrorKind::NotFound.into()),
+    };
+    match read {
         Ok(text) => match parse_exceptions(&file.display().to_string(), &text) {
             Ok(e) => e,
             Err(e) => {
@@ -632,9 +657,32 @@ async fn label_approval<L: LabelApprovals>(
             return None;
         }
     };
-    for approver in &ov.approvers {
+    if let Some(approver) = matching_approver(labels, &user, &ov.approvers, notes).await {
+        return Some(LabelApproval {
+            label: label.clone(),
+            pr: pr.number,
+            user,
+            approver,
+        });
+    }
+    notes.push(format!(
+        "label `{label}` was added by {user}, who is not among the approvers; not applied"
+    ));
+    None
+}
+
+/// The `overrides.approvers` entry `user` matches: a user entry (`alice`, `@alice`), or a team
+/// (`org/team`) they are an active member of. A failed team lookup is noted and does not match.
+async fn matching_approver<L: LabelApprovals>(
+    labels: &L,
+    user: &str,
+    approvers: &[String],
+    notes: &mut Vec<String>,
+) -> Option<String> {
+    let user = user.trim_start_matches('@');
+    for approver in approvers {
         let ok = if approver.contains('/') {
-            match labels.is_team_member(&user, approver).await {
+            match labels.is_team_member(user, approver).await {
                 Ok(b) => b,
                 Err(e) => {
                     notes.push(format!("failed to {e} (team {approver})"));
@@ -642,21 +690,50 @@ async fn label_approval<L: LabelApprovals>(
                 }
             }
         } else {
-            approver.eq_ignore_ascii_case(&user)
+            approver.trim_start_matches('@').eq_ignore_ascii_case(user)
         };
         if ok {
-            return Some(LabelApproval {
-                label: label.clone(),
-                pr: pr.number,
-                user,
-                approver: approver.clone(),
-            });
+            return Some(approver.clone());
         }
     }
-    notes.push(format!(
-        "label `{label}` was added by {user}, who is not among the approvers; not applied"
-    ));
     None
+}
+
+/// The exceptions whose `approver` is among `overrides.approvers`; each other one is noted as not
+/// applied (free text in a file is not an approval).
+async fn approved_exceptions<L: LabelApprovals>(
+    policy: &Policy,
+    exceptions: Vec<Exception>,
+    labels: &L,
+    notes: &mut Vec<String>,
+) -> Vec<Exception> {
+    let approvers: &[String] = policy
+        .overrides
+        .as_ref()
+        .map_or(&[], |o| o.approvers.as_slice());
+    let mut verdicts: std::collections::BTreeMap<String, bool> = Default::default();
+    let mut kept = Vec::new();
+    for e in exceptions {
+        let ok = match verdicts.get(&e.approver) {
+            Some(ok) => *ok,
+            None => {
+                let ok = matching_approver(labels, &e.approver, approvers, notes)
+                    .await
+                    .is_some();
+                verdicts.insert(e.approver.clone(), ok);
+                ok
+            }
+        };
+        if ok {
+            kept.push(e);
+        } else {
+            notes.push(format!(
+                "exception `{}` names approver `{}`, who is not among `overrides.approvers`; not applied",
+                e.fingerprint, e.approver
+            ));
+        }
+    }
+    kept
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 pub mod checks;
 pub mod client;
+pub mod contents;
 pub mod deployments;
 pub mod event;
 pub mod labels;
