@@ -116,7 +116,11 @@ pub fn requirement(o: &PolicyOrigin) -> Option<Requirement> {
             o.policy_path
         ));
     }
-    for c in &o.changes {
+    for c in o
+        .changes
+        .iter()
+        .filter(|c| o.base_has_policy || c.path != o.policy_path)
+    {
         reasons.push(format!(
             "this pull request changes `{}` (the base commit's copy is in effect)",
             c.path
