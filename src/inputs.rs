@@ -1160,6 +1160,26 @@ mod tests {
         GithubContext::from_raw(RawContext::default(), None).unwrap()
     }
 
+    /// Both pull-request events carry the base commit whose policy applies; other events none.
+    #[test]
+    fn pull_request_base_from_the_payload() {
+        let want = Some(PullRequestBase {
+            number: 2,
+            sha: "f95f852bd8fca8fcc58a9a2d6c842781e32a215e".into(),
+        });
+        for name in ["pull_request", "pull_request_target"] {
+            assert_eq!(
+                ctx_for(name, "pull_request.opened.json", &[]).pull_request_base,
+                want,
+                "{name}"
+            );
+        }
+        assert_eq!(
+            ctx_for("push", "push.branch.json", &[]).pull_request_base,
+            None
+        );
+    }
+
     const KUBECONFIG: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: s3cr3t-token-value\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n";
 
     /// The hyphenated names GitHub really produces (`INPUT_GITHUB-TOKEN`) are read.

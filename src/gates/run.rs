@@ -7,6 +7,7 @@
 //! (`verdict`), rendering (`report::gates_summary`), GitHub's API (the adapter implements the
 //! trait).
 
+use crate::gates::approvals;
 use crate::gates::diff::{DiffIndex, git_diff_argv, parse_unified_diff};
 use crate::gates::exceptions::{Exception, parse_exceptions};
 use crate::gates::outcome::{
@@ -16,7 +17,7 @@ use crate::gates::parsers::{self, Metrics, pip_licenses};
 use crate::gates::runner::{Captured, ExecOutcome, ToolCommand, ToolRunner, tail_text};
 use crate::policy::base::PolicyOrigin;
 use crate::policy::model::{DiffScope, GatePhase, GateSpec, ParserKind, Policy, TierSpec};
-use crate::verdict::{GateInput, LabelApproval, Verdict, VerdictContext, decide};
+use crate::verdict::{GateInput, Verdict, VerdictContext, decide};
 use chrono::NaiveDate;
 use serde::Serialize;
 use std::future::Future;
@@ -268,8 +269,8 @@ pub async fn run_gates_with_hooks<R: ToolRunner, L: LabelApprovals, H: GateHooks
         None => None,
     };
     let exceptions = load_exceptions(policy, ctx, &mut notes).await;
-    let exceptions = approved_exceptions(policy, exceptions, labels, &mut notes).await;
-    let approval = label_approval(policy, ctx, labels, &mut notes).await;
+    let exceptions = approvals::approved_exceptions(policy, exceptions, labels, &mut notes).await;
+    let approval = approvals::label_approval(policy, ctx, labels, &mut notes).await;
 
     let env_coverage_min = ctx
         .environment
@@ -639,101 +640,6 @@ async fn load_exceptions(
             Vec::new()
         }
     }
-}
-
-async fn label_approval<L: LabelApprovals>(
-    policy: &Policy,
-    ctx: &GateContext,
-    labels: &L,
-    notes: &mut Vec<String>,
-) -> Option<LabelApproval> {
-    let pr = ctx.pull_request.as_ref()?;
-    let ov = policy.overrides.as_ref()?;
-    let label = ov.label.as_ref()?;
-    let user = match labels.label_added_by(pr.number, label).await {
-        Ok(u) => u?,
-        Err(e) => {
-            notes.push(format!("failed to {e}; label `{label}` not applied"));
-            return None;
-        }
-    };
-    if let Some(approver) = matching_approver(labels, &user, &ov.approvers, notes).await {
-        return Some(LabelApproval {
-            label: label.clone(),
-            pr: pr.number,
-            user,
-            approver,
-        });
-    }
-    notes.push(format!(
-        "label `{label}` was added by {user}, who is not among the approvers; not applied"
-    ));
-    None
-}
-
-/// The `overrides.approvers` entry `user` matches: a user entry (`alice`, `@alice`), or a team
-/// (`org/team`) they are an active member of. A failed team lookup is noted and does not match.
-async fn matching_approver<L: LabelApprovals>(
-    labels: &L,
-    user: &str,
-    approvers: &[String],
-    notes: &mut Vec<String>,
-) -> Option<String> {
-    let user = user.trim_start_matches('@');
-    for approver in approvers {
-        let ok = if approver.contains('/') {
-            match labels.is_team_member(user, approver).await {
-                Ok(b) => b,
-                Err(e) => {
-                    notes.push(format!("failed to {e} (team {approver})"));
-                    false
-                }
-            }
-        } else {
-            approver.trim_start_matches('@').eq_ignore_ascii_case(user)
-        };
-        if ok {
-            return Some(approver.clone());
-        }
-    }
-    None
-}
-
-/// The exceptions whose `approver` is among `overrides.approvers`; each other one is noted as not
-/// applied (free text in a file is not an approval).
-async fn approved_exceptions<L: LabelApprovals>(
-    policy: &Policy,
-    exceptions: Vec<Exception>,
-    labels: &L,
-    notes: &mut Vec<String>,
-) -> Vec<Exception> {
-    let approvers: &[String] = policy
-        .overrides
-        .as_ref()
-        .map_or(&[], |o| o.approvers.as_slice());
-    let mut verdicts: std::collections::BTreeMap<String, bool> = Default::default();
-    let mut kept = Vec::new();
-    for e in exceptions {
-        let ok = match verdicts.get(&e.approver) {
-            Some(ok) => *ok,
-            None => {
-                let ok = matching_approver(labels, &e.approver, approvers, notes)
-                    .await
-                    .is_some();
-                verdicts.insert(e.approver.clone(), ok);
-                ok
-            }
-        };
-        if ok {
-            kept.push(e);
-        } else {
-            notes.push(format!(
-                "exception `{}` names approver `{}`, who is not among `overrides.approvers`; not applied",
-                e.fingerprint, e.approver
-            ));
-        }
-    }
-    kept
 }
 
 #[cfg(test)]
