@@ -2,8 +2,9 @@
 //! `gates` command.
 //!
 //! Owns: turning `GateSpec`s into tool commands, report-file and coverage-file reading, the git
-//! diff of a pull request, the exceptions file, the label-approval lookup (through
-//! [`LabelApprovals`]), and assembling the [`GatesReport`]. Must not touch: the verdict's rules
+//! diff of a pull request, the exceptions file (from the workspace, or the base commit's copy on
+//! pull requests), the [`LabelApprovals`] port (matching approvers is `gates::approvals`), and
+//! assembling the [`GatesReport`]. Must not touch: the verdict's rules
 //! (`verdict`), rendering (`report::gates_summary`), GitHub's API (the adapter implements the
 //! trait).
 
