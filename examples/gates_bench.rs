@@ -149,6 +149,8 @@ fn main() -> anyhow::Result<()> {
                 deploy_url: None,
                 image: None,
                 today: chrono::Utc::now().date_naive(),
+                exceptions_from: Default::default(),
+                policy_origin: None,
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

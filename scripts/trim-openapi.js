@@ -13,6 +13,7 @@ const USED = {
   "/repos/{owner}/{repo}/pulls/{pull_number}/reviews": ["get"],
   "/repos/{owner}/{repo}/issues": ["get"],
   "/repos/{owner}/{repo}/issues/{issue_number}/events": ["get"],
+  "/repos/{owner}/{repo}/contents/{path}": ["get"],
   "/repos/{owner}/{repo}/deployments": ["get", "post"],
   "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses": ["get", "post"],
   "/orgs/{org}/teams/{team_slug}/memberships/{username}": ["get"],
@@ -64,6 +65,25 @@ for (const [p, methods] of Object.entries(USED)) {
   out.paths["/repos/{owner}/{repo}/branches/{branch}/protection"].put.requestBody.content[
     "application/json"
   ].schema.properties.required_status_checks.required = ["strict"];
+}
+
+// Prism matches each `{param}` against one path segment, while GitHub's `{path}` of the contents
+// API spans several (`x-multi-segment`): `.github/fm-deploy.yml` would be "no path matched". The same
+// operation is also described under 2-, 3- and 4-segment templates; nothing else about it changes.
+{
+  const route = "/repos/{owner}/{repo}/contents/{path}";
+  const get = out.paths[route].get;
+  for (let depth = 2; depth <= 4; depth++) {
+    const names = Array.from({ length: depth }, (_, i) => `path_${i + 1}`);
+    const params = get.parameters.flatMap((p) =>
+      p.name === "path"
+        ? names.map((n) => ({ ...p, name: n, "x-multi-segment": undefined }))
+        : [p]
+    );
+    out.paths[`/repos/{owner}/{repo}/contents/${names.map((n) => `{${n}}`).join("/")}`] = {
+      get: { ...get, operationId: `${get.operationId}-${depth}`, parameters: params },
+    };
+  }
 }
 
 const seen = new Set();

@@ -4,9 +4,10 @@
 use crate::error::ActionError;
 use crate::inputs::{GithubContext, Inputs};
 use crate::plan::{self, Command, Plan, PlanRequest};
+use crate::policy::base::{self, Copies, GitFiles, PolicyOrigin};
 use crate::policy::{self, Policy};
 use crate::runtime::{Annotation, Console, OutputKey, Runtime};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Everything one run needs, already validated.
 #[derive(Debug, Clone)]
@@ -89,15 +90,109 @@ pub fn load_policy(req: &RunRequest) -> Result<Policy, ActionError> {
     Ok(policy::load_file(&path)?)
 }
 
+/// The policy and exceptions file of a pull request's base commit, and what the PR changes in them.
+#[derive(Debug, Clone)]
+pub struct BaseCopies {
+    pub origin: PolicyOrigin,
+    /// The base commit's exceptions file (`None`: it has none), when the policy names one.
+    pub exceptions: Option<Option<String>>,
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>, ActionError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ActionError::Policy(policy::Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })),
+    }
+}
+
+/// On a pull request: the policy of the base commit (from the checkout's history, else GitHub's
+/// contents API, else exit 2), its exceptions file, and the PR's changes to both. A base without a
+/// policy file puts the PR's policy in effect; [`policy::base::requirement`] then asks for approval.
+pub async fn load_base_policy(
+    req: &RunRequest,
+    base_sha: &str,
+    github: Option<&GithubClient>,
+) -> Result<(Policy, BaseCopies), ActionError> {
+    let head_path = if req.config.is_absolute() {
+        req.config.clone()
+    } else {
+        req.workspace.join(&req.config)
+    };
+    let rel = base::repo_path(&req.workspace, &req.config)?;
+    let git = GitFiles {
+        workspace: &req.workspace,
+        runner: &ProcessRunner,
+    };
+    let chosen = base::choose(&git, github, base_sha).await?;
+    let base_text = chosen.read(base_sha, &rel).await?;
+    let head_text = read_optional(&head_path)?;
+    let policy = match (&base_text, &head_text) {
+        (Some(t), _) => policy::load_str(t, Path::new(&rel))?,
+        (None, Some(t)) => policy::load_str(t, &head_path)?,
+        (None, None) => policy::load_file(&head_path)?,
+    };
+    let mut copies = vec![Copies {
+        path: rel.clone(),
+        base: base_text.clone(),
+        head: head_text,
+    }];
+    let mut exceptions = None;
+    if let Some(file) = policy
+        .overrides
+        .as_ref()
+        .and_then(|o| o.exceptions_file.as_ref())
+    {
+        let erel = base::repo_path(&req.workspace, file)?;
+        let at_base = chosen.read(base_sha, &erel).await?;
+        copies.push(Copies {
+            path: erel,
+            base: at_base.clone(),
+            head: read_optional(&req.workspace.join(file))?,
+        });
+        exceptions = Some(at_base);
+    }
+    let origin = PolicyOrigin {
+        base_sha: base_sha.to_string(),
+        via: chosen.via(),
+        policy_path: rel,
+        base_has_policy: base_text.is_some(),
+        changes: base::changes(&copies),
+    };
+    Ok((policy, BaseCopies { origin, exceptions }))
+}
+
 /// Runs one command to its end.
 pub async fn run(req: &RunRequest, sink: &mut dyn Sink) -> Result<Outcome, ActionError> {
-    let policy = load_policy(req)?;
+    let (policy, base_copies) = match (&req.plan.command, &req.context.pull_request_base) {
+        (Command::Gates | Command::Pipeline, Some(pr)) => {
+            let github = github_client(req)?;
+            let (p, b) = load_base_policy(req, &pr.sha, github.as_ref()).await?;
+            sink.print(&format!(
+                "policy: `{}` of the base commit {}, read through {}{}",
+                b.origin.policy_path,
+                b.origin.base_sha,
+                b.origin.via,
+                if b.origin.base_has_policy {
+                    ""
+                } else {
+                    " (it has none: this pull request's policy is in effect and needs approval)"
+                }
+            ))?;
+            (p, Some(b))
+        }
+        _ => (load_policy(req)?, None),
+    };
+    let base_copies = base_copies.as_ref();
     let plan = plan::plan(&req.plan, &policy)?;
     write_common_outputs(&plan, sink)?;
     match req.plan.command {
         Command::Plan => run_plan(req, &plan, sink),
         Command::Matrix => run_matrix(&plan, sink),
-        Command::Gates => run_gates_command(req, &policy, &plan, sink).await,
+        Command::Gates => run_gates_command(req, &policy, base_copies, &plan, sink).await,
         Command::Deploy => match &plan.deploy {
             plan::DeployPlan::Skipped { reason } => {
                 sink.print(&format!("deploy: skipped — {reason}"))?;
@@ -113,7 +208,7 @@ pub async fn run(req: &RunRequest, sink: &mut dyn Sink) -> Result<Outcome, Actio
                 run_deploy(req, &policy, &plan, github.as_ref(), sink).await
             }
         },
-        Command::Pipeline => run_pipeline(req, &policy, &plan, sink).await,
+        Command::Pipeline => run_pipeline(req, &policy, base_copies, &plan, sink).await,
         Command::Rollback => run_manual(req, &policy, &plan, BgCommand::Rollback, sink).await,
         Command::Promote => run_manual(req, &policy, &plan, BgCommand::Promote, sink).await,
         Command::Cleanup => run_manual(req, &policy, &plan, BgCommand::Cleanup, sink).await,
@@ -171,8 +266,8 @@ fn run_matrix(plan: &Plan, sink: &mut dyn Sink) -> Result<Outcome, ActionError> 
 // Gates
 
 use crate::gates::run::{
-    ApprovalError, GateContext, GateHooks, GatesReport, LabelApprovals, NoLabels, PullRequestRef,
-    run_gates_with_hooks,
+    ApprovalError, ExceptionsSource, GateContext, GateHooks, GatesReport, LabelApprovals, NoLabels,
+    PullRequestRef, run_gates_with_hooks,
 };
 use crate::gates::runner::ProcessRunner;
 use crate::github::{ChecksSession, GithubClient, GithubConfig, Started};
@@ -276,6 +371,7 @@ pub struct GatesPhase {
 pub async fn run_gates_phase(
     req: &RunRequest,
     policy: &Policy,
+    base_copies: Option<&BaseCopies>,
     plan: &Plan,
     github: Option<&GithubClient>,
     sink: &mut dyn Sink,
@@ -302,6 +398,10 @@ pub async fn run_gates_phase(
             head: pr.head_sha.clone(),
         });
         ctx.diff_scope = rule.map_or(crate::policy::model::DiffScope::All, |r| r.diff_scope);
+    }
+    if let Some(b) = base_copies {
+        ctx.policy_origin = Some(b.origin.clone());
+        ctx.exceptions_from = ExceptionsSource::Base(b.exceptions.clone().flatten());
     }
 
     let session = match github {
@@ -482,11 +582,12 @@ fn report_json(plan: &Plan, gates: Option<&GatesReport>) -> String {
 async fn run_gates_command(
     req: &RunRequest,
     policy: &Policy,
+    base_copies: Option<&BaseCopies>,
     plan: &Plan,
     sink: &mut dyn Sink,
 ) -> Result<Outcome, ActionError> {
     let github = github_client(req)?;
-    match run_gates_phase(req, policy, plan, github.as_ref(), sink).await? {
+    match run_gates_phase(req, policy, base_copies, plan, github.as_ref(), sink).await? {
         None => Ok(Outcome::Success),
         Some(g) => Ok(match g.decision {
             Decision::Allow => Outcome::Success,
@@ -500,6 +601,7 @@ async fn run_gates_command(
 async fn run_pipeline(
     req: &RunRequest,
     policy: &Policy,
+    base_copies: Option<&BaseCopies>,
     plan: &Plan,
     sink: &mut dyn Sink,
 ) -> Result<Outcome, ActionError> {
@@ -508,7 +610,7 @@ async fn run_pipeline(
         sink.print(&plan.render_text())?;
         sink.summary(&plan.render_markdown())?;
     }
-    let gates = run_gates_phase(req, policy, plan, github.as_ref(), sink).await?;
+    let gates = run_gates_phase(req, policy, base_copies, plan, github.as_ref(), sink).await?;
     let decision = gates.as_ref().map(|g| g.decision);
     match decision {
         Some(Decision::NeedsApproval | Decision::Block) => {

@@ -27,6 +27,8 @@ pub enum ActionError {
     #[error(transparent)]
     Github(#[from] crate::github::Error),
     #[error(transparent)]
+    Base(#[from] crate::policy::base::BaseError),
+    #[error(transparent)]
     Deploy(#[from] crate::deploy::run::DeployError),
     #[error(transparent)]
     Cluster(#[from] crate::deploy::cluster::ClusterError),
@@ -49,6 +51,7 @@ impl ActionError {
             | ActionError::Runtime(_)
             | ActionError::Write { .. }
             | ActionError::Github(_)
+            | ActionError::Base(_)
             | ActionError::Deploy(_)
             | ActionError::Cluster(_)
             | ActionError::BlueGreen(_)

@@ -709,6 +709,16 @@ pub struct GithubContext {
     /// The `GITHUB_STEP_SUMMARY` file.
     pub step_summary_path: Option<PathBuf>,
     pub event: Event,
+    /// On `pull_request` and `pull_request_target`: the PR and its base commit, whose policy and
+    /// exceptions file apply (never the PR's own copies).
+    pub pull_request_base: Option<PullRequestBase>,
+}
+
+/// A pull request's number and base commit (`pull_request.base.sha` in the payload).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullRequestBase {
+    pub number: u64,
+    pub sha: String,
 }
 
 impl GithubContext {
@@ -755,6 +765,12 @@ impl GithubContext {
                 Event::from_payload(name, b"{}").unwrap_or(Event::Other { name: name.clone() })
             }
         };
+        let pull_request_base = match (raw.event_name.as_deref(), payload) {
+            (Some("pull_request" | "pull_request_target"), Some((_, bytes))) => {
+                pull_request_base(bytes)
+            }
+            _ => None,
+        };
         let run_id = parse_num::<u64>("GITHUB_RUN_ID", raw.run_id.as_deref())?;
         let run_attempt = parse_num::<u32>("GITHUB_RUN_ATTEMPT", raw.run_attempt.as_deref())?;
         let api_url = raw
@@ -787,6 +803,7 @@ impl GithubContext {
             workspace: raw.workspace.map(PathBuf::from),
             output_path: raw.output.map(PathBuf::from),
             step_summary_path: raw.step_summary.map(PathBuf::from),
+            pull_request_base,
             event,
         })
     }
@@ -1039,6 +1056,15 @@ mod payload {
     }
 }
 
+/// The PR number and base SHA of a `pull_request` / `pull_request_target` payload. Pure.
+pub fn pull_request_base(bytes: &[u8]) -> Option<PullRequestBase> {
+    let e: payload::PullRequestEnvelope = serde_json::from_slice(bytes).ok()?;
+    Some(PullRequestBase {
+        number: e.number,
+        sha: e.pull_request.base.sha,
+    })
+}
+
 impl Event {
     /// Parses the payload GitHub wrote for `event_name`. Pure: bytes in, event out.
     pub fn from_payload(event_name: &str, bytes: &[u8]) -> Result<Self, serde_json::Error> {
@@ -1135,6 +1161,26 @@ mod tests {
 
     fn local_ctx() -> GithubContext {
         GithubContext::from_raw(RawContext::default(), None).unwrap()
+    }
+
+    /// Both pull-request events carry the base commit whose policy applies; other events none.
+    #[test]
+    fn pull_request_base_from_the_payload() {
+        let want = Some(PullRequestBase {
+            number: 2,
+            sha: "f95f852bd8fca8fcc58a9a2d6c842781e32a215e".into(),
+        });
+        for name in ["pull_request", "pull_request_target"] {
+            assert_eq!(
+                ctx_for(name, "pull_request.opened.json", &[]).pull_request_base,
+                want,
+                "{name}"
+            );
+        }
+        assert_eq!(
+            ctx_for("push", "push.branch.json", &[]).pull_request_base,
+            None
+        );
     }
 
     const KUBECONFIG: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: s3cr3t-token-value\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n";

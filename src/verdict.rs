@@ -9,6 +9,7 @@ use crate::gates::exceptions::Exception;
 use crate::gates::finding::{Finding, FindingClass, Severity};
 use crate::gates::outcome::GateOutcome;
 use crate::gates::parsers::Metrics;
+use crate::policy::base::{PolicyOrigin, Requirement, requirement};
 use crate::policy::model::{Action, DiffScope, GateSpec, ParserKind, Ratio, TierSpec};
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -114,6 +115,8 @@ pub struct VerdictContext<'a> {
     pub label_approval: Option<&'a LabelApproval>,
     /// Today (UTC), for exception expiry.
     pub today: NaiveDate,
+    /// On pull requests: where the policy came from and what the PR changes in it.
+    pub policy_origin: Option<&'a PolicyOrigin>,
 }
 
 /// One gate's input to the verdict.
@@ -170,6 +173,12 @@ pub struct Verdict {
     pub overrides: Vec<OverrideUse>,
     /// Exceptions past their expiry date: not applied.
     pub expired_exceptions: Vec<Exception>,
+    /// On pull requests: where the policy came from and what the PR changes in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_origin: Option<PolicyOrigin>,
+    /// What the policy origin adds (a changed policy or exceptions file, no policy on the base).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_requirement: Option<Requirement>,
 }
 
 fn counts_in_scope(scope: DiffScope, class: DiffClass, f: &Finding) -> bool {
@@ -451,6 +460,9 @@ pub fn judge_gate(
     }
 }
 
+/// The name an approval of a pull request's policy change is recorded under (not a gate).
+pub const POLICY_CHANGE: &str = "policy-change";
+
 /// Judges every gate and decides the run: the most severe gate decision. Pure.
 pub fn decide(gates: &[GateInput<'_>], ctx: &VerdictContext<'_>) -> Verdict {
     let mut overrides = Vec::new();
@@ -460,11 +472,24 @@ pub fn decide(gates: &[GateInput<'_>], ctx: &VerdictContext<'_>) -> Verdict {
         .collect();
     verdicts.sort_by(|a, b| a.gate.cmp(&b.gate));
     overrides.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
-    let decision = verdicts
+    let mut decision = verdicts
         .iter()
         .map(|g| g.decision)
         .max()
         .unwrap_or(Decision::Allow);
+    let policy_requirement = ctx.policy_origin.and_then(requirement);
+    if let Some(r) = &policy_requirement {
+        match ctx.label_approval.filter(|_| r.grantable) {
+            Some(l) => overrides.push(OverrideUse::Label {
+                gate: POLICY_CHANGE.into(),
+                label: l.label.clone(),
+                pr: l.pr,
+                user: l.user.clone(),
+                approver: l.approver.clone(),
+            }),
+            None => decision = decision.max(Decision::NeedsApproval),
+        }
+    }
     let expired_exceptions = ctx
         .exceptions
         .iter()
@@ -476,6 +501,8 @@ pub fn decide(gates: &[GateInput<'_>], ctx: &VerdictContext<'_>) -> Verdict {
         gates: verdicts,
         overrides,
         expired_exceptions,
+        policy_origin: ctx.policy_origin.cloned(),
+        policy_requirement,
     }
 }
 
@@ -529,6 +556,7 @@ mod tests {
             exceptions: ex,
             label_approval: None,
             today: day("2026-11-27"),
+            policy_origin: None,
         }
     }
 
@@ -748,6 +776,63 @@ mod tests {
         );
         assert_eq!(v.decision, Decision::NeedsApproval);
         assert_eq!(v.expired_exceptions, vec![old]);
+    }
+
+    /// A PR that changes its policy needs approval even when every gate allows; a verified label
+    /// grants it (recorded as an override) unless the base has no policy at all.
+    #[test]
+    fn policy_change_needs_approval() {
+        use crate::policy::base::{FileChange, Via};
+        let t = tier(None);
+        let s = spec("g", ParserKind::ExitCode);
+        let m = Metrics::default();
+        let changed = PolicyOrigin {
+            base_sha: "b".repeat(40),
+            via: Via::Git,
+            policy_path: ".github/fm-deploy.yml".into(),
+            base_has_policy: true,
+            changes: vec![FileChange {
+                path: ".github/fm-deploy.yml".into(),
+                diff: "-a\n+b\n".into(),
+            }],
+        };
+        let mut c = ctx(&t, &[]);
+        c.policy_origin = Some(&changed);
+        let v = one(&s, &GateOutcome::Passed, &m, &c);
+        assert_eq!(v.decision, Decision::NeedsApproval);
+        assert!(v.policy_requirement.as_ref().is_some_and(|r| r.grantable));
+        let l = LabelApproval {
+            label: "ok".into(),
+            pr: 7,
+            user: "sec".into(),
+            approver: "sec".into(),
+        };
+        c.label_approval = Some(&l);
+        let v = one(&s, &GateOutcome::Passed, &m, &c);
+        assert_eq!(v.decision, Decision::Allow);
+        assert!(
+            matches!(&v.overrides[0], OverrideUse::Label { gate, .. } if gate == POLICY_CHANGE)
+        );
+        let unseeded = PolicyOrigin {
+            base_has_policy: false,
+            changes: vec![],
+            ..changed.clone()
+        };
+        c.policy_origin = Some(&unseeded);
+        assert_eq!(
+            one(&s, &GateOutcome::Passed, &m, &c).decision,
+            Decision::NeedsApproval
+        );
+        let unchanged = PolicyOrigin {
+            changes: vec![],
+            ..changed.clone()
+        };
+        c.policy_origin = Some(&unchanged);
+        c.label_approval = None;
+        assert_eq!(
+            one(&s, &GateOutcome::Passed, &m, &c).decision,
+            Decision::Allow
+        );
     }
 
     /// A verified label turns needs-approval into allow and is listed; it never lifts a block.

@@ -28,6 +28,8 @@ fn ctx(dir: &std::path::Path) -> GateContext {
         deploy_url: None,
         image: None,
         today: NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(),
+        exceptions_from: Default::default(),
+        policy_origin: None,
     }
 }
 
@@ -104,7 +106,7 @@ async fn exceptions_file_real_bandit() {
     );
     p.overrides = Some(OverrideSpec {
         label: None,
-        approvers: vec![],
+        approvers: vec!["alice".into()],
         exceptions_file: Some(".github/fm-deploy-exceptions.yml".into()),
     });
 

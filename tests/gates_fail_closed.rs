@@ -37,6 +37,8 @@ fn ctx(dir: &Path) -> GateContext {
         deploy_url: None,
         image: None,
         today: NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(),
+        exceptions_from: Default::default(),
+        policy_origin: None,
     }
 }
 

@@ -78,6 +78,8 @@ async fn budgets_against_real_measurements() {
         deploy_url: None,
         image: None,
         today: NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(),
+        exceptions_from: Default::default(),
+        policy_origin: None,
     };
     let r = run_gates(&p, &p.tiers["enhanced"], &ctx, &ProcessRunner, &NoLabels).await;
     for run in &r.runs {

@@ -3,6 +3,7 @@
 //! Owns: the runner, the parsers, the gate outcome and the orchestration of a tier's gates. Must
 //! not touch: the verdict's rules (see `verdict`), GitHub, the cluster.
 
+pub mod approvals;
 pub mod diff;
 pub mod exceptions;
 pub mod finding;

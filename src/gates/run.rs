@@ -2,11 +2,13 @@
 //! `gates` command.
 //!
 //! Owns: turning `GateSpec`s into tool commands, report-file and coverage-file reading, the git
-//! diff of a pull request, the exceptions file, the label-approval lookup (through
-//! [`LabelApprovals`]), and assembling the [`GatesReport`]. Must not touch: the verdict's rules
+//! diff of a pull request, the exceptions file (from the workspace, or the base commit's copy on
+//! pull requests), the [`LabelApprovals`] port (matching approvers is `gates::approvals`), and
+//! assembling the [`GatesReport`]. Must not touch: the verdict's rules
 //! (`verdict`), rendering (`report::gates_summary`), GitHub's API (the adapter implements the
 //! trait).
 
+use crate::gates::approvals;
 use crate::gates::diff::{DiffIndex, git_diff_argv, parse_unified_diff};
 use crate::gates::exceptions::{Exception, parse_exceptions};
 use crate::gates::outcome::{
@@ -14,8 +16,9 @@ use crate::gates::outcome::{
 };
 use crate::gates::parsers::{self, Metrics, pip_licenses};
 use crate::gates::runner::{Captured, ExecOutcome, ToolCommand, ToolRunner, tail_text};
+use crate::policy::base::PolicyOrigin;
 use crate::policy::model::{DiffScope, GatePhase, GateSpec, ParserKind, Policy, TierSpec};
-use crate::verdict::{GateInput, LabelApproval, Verdict, VerdictContext, decide};
+use crate::verdict::{GateInput, Verdict, VerdictContext, decide};
 use chrono::NaiveDate;
 use serde::Serialize;
 use std::future::Future;
@@ -90,6 +93,21 @@ pub struct GateContext {
     /// Substituted for `{image}` (the image reference being gated, e.g. for a container scan).
     pub image: Option<String>,
     pub today: NaiveDate,
+    /// Where the exceptions file is read from: the workspace, or (pull requests) the base commit.
+    pub exceptions_from: ExceptionsSource,
+    /// On pull requests: where the policy came from and what the PR changes in it.
+    pub policy_origin: Option<PolicyOrigin>,
+}
+
+/// Where the exceptions file is read from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ExceptionsSource {
+    /// The workspace (pushes, dispatches, local runs).
+    #[default]
+    Workspace,
+    /// Already read from the pull request's base commit; `None`: the base has no such file. The
+    /// PR's own copy never counts: an exception applies once it is on the base branch.
+    Base(Option<String>),
 }
 
 impl GateContext {
@@ -104,6 +122,8 @@ impl GateContext {
             deploy_url: None,
             image: None,
             today: chrono::Utc::now().date_naive(),
+            exceptions_from: ExceptionsSource::Workspace,
+            policy_origin: None,
         }
     }
 }
@@ -250,7 +270,8 @@ pub async fn run_gates_with_hooks<R: ToolRunner, L: LabelApprovals, H: GateHooks
         None => None,
     };
     let exceptions = load_exceptions(policy, ctx, &mut notes).await;
-    let approval = label_approval(policy, ctx, labels, &mut notes).await;
+    let exceptions = approvals::approved_exceptions(policy, exceptions, labels, &mut notes).await;
+    let approval = approvals::label_approval(policy, ctx, labels, &mut notes).await;
 
     let env_coverage_min = ctx
         .environment
@@ -269,6 +290,7 @@ pub async fn run_gates_with_hooks<R: ToolRunner, L: LabelApprovals, H: GateHooks
         exceptions: &exceptions,
         label_approval: approval.as_ref(),
         today: ctx.today,
+        policy_origin: ctx.policy_origin.as_ref(),
     };
     let inputs: Vec<GateInput<'_>> = runs
         .iter()
@@ -606,7 +628,17 @@ async fn load_exceptions(
         return Vec::new();
     };
     let path = ctx.workspace.join(file);
-    match crate::budget::read_to_string(&path, &crate::budget::EXCEPTIONS) {
+    let budget = &crate::budget::EXCEPTIONS;
+    let read = match &ctx.exceptions_from {
+        ExceptionsSource::Workspace => crate::budget::read_to_string(&path, budget),
+        // The base copy came through git or the contents API: the same size budget applies.
+        ExceptionsSource::Base(Some(text)) => budget
+            .check_size(text.len() as u64)
+            .map(|()| text.clone())
+            .map_err(std::io::Error::other),
+        ExceptionsSource::Base(None) => Err(std::io::ErrorKind::NotFound.into()),
+    };
+    match read {
         Ok(text) => match parse_exceptions(&file.display().to_string(), &text) {
             Ok(e) => e,
             Err(e) => {
@@ -623,49 +655,6 @@ async fn load_exceptions(
             Vec::new()
         }
     }
-}
-
-async fn label_approval<L: LabelApprovals>(
-    policy: &Policy,
-    ctx: &GateContext,
-    labels: &L,
-    notes: &mut Vec<String>,
-) -> Option<LabelApproval> {
-    let pr = ctx.pull_request.as_ref()?;
-    let ov = policy.overrides.as_ref()?;
-    let label = ov.label.as_ref()?;
-    let user = match labels.label_added_by(pr.number, label).await {
-        Ok(u) => u?,
-        Err(e) => {
-            notes.push(format!("failed to {e}; label `{label}` not applied"));
-            return None;
-        }
-    };
-    for approver in &ov.approvers {
-        let ok = if approver.contains('/') {
-            match labels.is_team_member(&user, approver).await {
-                Ok(b) => b,
-                Err(e) => {
-                    notes.push(format!("failed to {e} (team {approver})"));
-                    false
-                }
-            }
-        } else {
-            approver.eq_ignore_ascii_case(&user)
-        };
-        if ok {
-            return Some(LabelApproval {
-                label: label.clone(),
-                pr: pr.number,
-                user,
-                approver: approver.clone(),
-            });
-        }
-    }
-    notes.push(format!(
-        "label `{label}` was added by {user}, who is not among the approvers; not applied"
-    ));
-    None
 }
 
 #[cfg(test)]

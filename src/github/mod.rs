@@ -1,13 +1,14 @@
 //! GitHub: the octocrab adapter behind small traits; the one retry policy lives here.
 //!
 //! Owns: the client ([`client`]), the retry decision ([`retry`]), check runs ([`checks`]), reviews and
-//! label overrides ([`reviews`]), pre-deploy validation ([`predeploy`]), the Deployments API
-//! ([`deployments`]) and branch/environment protection for `setup` ([`setup`]). Decisions (counting
+//! label overrides ([`reviews`]), files at a commit for the base policy ([`contents`]), pre-deploy
+//! validation ([`predeploy`]), the Deployments API ([`deployments`]) and branch/environment protection for `setup` ([`setup`]). Decisions (counting
 //! approvals, judging checks green, picking deployments to deactivate) are pure functions here; the
 //! traits are the I/O. What `setup` wants is decided in [`crate::setup`].
 
 pub mod checks;
 pub mod client;
+pub mod contents;
 pub mod deployments;
 pub mod event;
 pub mod labels;

@@ -1,6 +1,7 @@
 //! The policy file: a spanned YAML tree, decoded and validated into `model::Policy` with every problem
 //! collected at once.
 
+pub mod base;
 pub mod decode;
 pub mod load;
 pub mod model;

@@ -7,7 +7,7 @@ use crate::gates::finding::Severity;
 use crate::gates::outcome::GateOutcome;
 use crate::gates::run::{GateRun, GatesReport};
 use crate::runtime::{md_code, md_text};
-use crate::verdict::{Decision, GateVerdict, OverrideUse};
+use crate::verdict::{Decision, GateVerdict, OverrideUse, POLICY_CHANGE};
 use std::fmt::Write as _;
 
 /// Findings listed per gate in the Markdown summary; the rest are counted.
@@ -214,6 +214,31 @@ pub fn render_markdown(r: &GatesReport) -> String {
         }
         let _ = writeln!(s);
     }
+    if let Some(o) = &v.policy_origin {
+        let _ = writeln!(s, "### Policy\n");
+        let _ = writeln!(
+            s,
+            "Policy {} and exceptions file read from the base commit `{}` through {}; the pull \
+             request's own copies never count.\n",
+            md_code(&o.policy_path),
+            o.base_sha,
+            o.via
+        );
+        if let Some(req) = &v.policy_requirement {
+            for why in &req.reasons {
+                let _ = writeln!(s, "- ⚠️ {}", md_text(why));
+            }
+            let _ = writeln!(
+                s,
+                "\n{}\n",
+                if req.grantable {
+                    "This needs approval: the override label added by an approver grants it."
+                } else {
+                    "This needs approval that no label can grant: merge the policy to the base branch first."
+                }
+            );
+        }
+    }
     if !v.expired_exceptions.is_empty() {
         let _ = writeln!(s, "### Expired exceptions (not applied)\n");
         for e in &v.expired_exceptions {
@@ -297,6 +322,11 @@ pub fn render_text(r: &GatesReport) -> String {
     }
     for o in &v.overrides {
         let _ = writeln!(s, "override: {}", override_line(o));
+    }
+    if let Some(req) = &v.policy_requirement {
+        for why in &req.reasons {
+            let _ = writeln!(s, "policy: {why}");
+        }
     }
     for e in &v.expired_exceptions {
         let _ = writeln!(
@@ -397,12 +427,20 @@ pub fn decision_check(r: &GatesReport) -> crate::report::checks::GateCheck {
         Decision::NeedsApproval => CheckConclusion::ActionRequired,
         Decision::Block => CheckConclusion::Failure,
     };
-    let blocking: Vec<&str> = v
+    let mut blocking: Vec<&str> = v
         .gates
         .iter()
         .filter(|g| g.decision != Decision::Allow)
         .map(|g| g.gate.as_str())
         .collect();
+    let policy_open = v.policy_requirement.is_some()
+        && !v
+            .overrides
+            .iter()
+            .any(|o| matches!(o, OverrideUse::Label { gate, .. } if gate == POLICY_CHANGE));
+    if policy_open {
+        blocking.push("policy change");
+    }
     let title = if blocking.is_empty() {
         format!("{} — all {} gates passed", v.decision, v.gates.len())
     } else {
@@ -413,10 +451,36 @@ pub fn decision_check(r: &GatesReport) -> crate::report::checks::GateCheck {
         conclusion,
         title,
         summary_markdown: render_markdown(r),
-        text_markdown: None,
+        text_markdown: policy_diffs(r),
         findings: Vec::new(),
         annotation_budget: 0,
     }
+}
+
+/// The pull request's changes to its policy and exceptions file, as fenced diffs.
+fn policy_diffs(r: &GatesReport) -> Option<String> {
+    let o = r.verdict.policy_origin.as_ref()?;
+    if o.changes.is_empty() {
+        return None;
+    }
+    let mut s = String::from("## Changes to the policy in this pull request (not in effect)\n\n");
+    for c in &o.changes {
+        // A fence longer than any backtick run in the diff, so the diff cannot close it.
+        let longest = c
+            .diff
+            .split(|ch| ch != '`')
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        let fence = "`".repeat(longest.max(2) + 1);
+        let _ = writeln!(
+            s,
+            "{}:\n\n{fence}diff\n{}\n{fence}\n",
+            md_code(&c.path),
+            c.diff.trim_end()
+        );
+    }
+    Some(s)
 }
 
 #[cfg(test)]
@@ -528,6 +592,7 @@ mod tests {
             exceptions: &[],
             label_approval: None,
             today: chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap(),
+            policy_origin: None,
         };
         let inputs: Vec<GateInput<'_>> = cases
             .iter()

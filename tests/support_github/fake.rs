@@ -69,6 +69,8 @@ pub struct CheckRun {
     pub details_url: Option<String>,
     pub title: Option<String>,
     pub summary: Option<String>,
+    /// `output.text`, when sent.
+    pub text: Option<String>,
     pub annotations: Vec<Value>,
 }
 
@@ -134,6 +136,8 @@ pub struct FakeState {
     pub issue_events: HashMap<u64, Vec<(String, String, String, String)>>,
     /// (org, team, user) with active membership.
     pub team_members: Vec<(String, String, String)>,
+    /// Repository files by (commit SHA, path), for the contents API.
+    pub files: HashMap<(String, String), String>,
     /// Branch name → its protection.
     pub protections: BTreeMap<String, Protection>,
     pub environments: Vec<Environment>,
@@ -205,6 +209,7 @@ impl Fake {
                 "/repos/{owner}/{repo}/commits/{sha}/status",
                 get(combined_status),
             )
+            .route("/repos/{owner}/{repo}/contents/{*path}", get(get_content))
             .route("/repos/{owner}/{repo}/pulls/{n}/reviews", get(list_reviews))
             .route("/repos/{owner}/{repo}/issues", get(list_issues))
             .route(
@@ -570,6 +575,9 @@ fn apply_output(r: &mut CheckRun, body: &Value) -> Result<(), Vec<String>> {
     }
     r.title = output["title"].as_str().map(str::to_string);
     r.summary = output["summary"].as_str().map(str::to_string);
+    if let Some(t) = output["text"].as_str() {
+        r.text = Some(t.to_string());
+    }
     r.annotations.extend(annotations);
     Ok(())
 }
@@ -606,6 +614,7 @@ async fn create_check_run(
         details_url: None,
         title: None,
         summary: None,
+        text: None,
         annotations: Vec::new(),
     };
     apply_status(&mut run, &body);
@@ -766,6 +775,39 @@ async fn list_reviews(
         })
         .unwrap_or_default();
     axum::Json(page(&items, &q)).into_response()
+}
+
+/// `GET /repos/{owner}/{repo}/contents/{path}?ref=<sha>`: a file stored at that commit, base64
+/// as GitHub sends it (wrapped at 60 characters), else 404. Only a commit SHA `ref` is served.
+async fn get_content(
+    State(fake): State<Fake>,
+    Path((owner, repo, path)): Path<(String, String, String)>,
+    Query(q): Q,
+) -> Response {
+    use base64::Engine as _;
+    let st = fake.state();
+    let sha = q.get("ref").cloned().unwrap_or_default();
+    let Some(text) = st.files.get(&(sha.clone(), path.clone())) else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+    let wrapped: Vec<String> = encoded
+        .as_bytes()
+        .chunks(60)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    let mut v = template(&st, "content-file-response-if-content-is-a-file");
+    let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+    let url = format!("{API}/repos/{owner}/{repo}/contents/{path}?ref={sha}");
+    v["type"] = json!("file");
+    v["encoding"] = json!("base64");
+    v["size"] = json!(text.len());
+    v["name"] = json!(name);
+    v["path"] = json!(path);
+    v["content"] = json!(wrapped.join("\n") + "\n");
+    v["url"] = json!(url);
+    v["_links"]["self"] = json!(url);
+    axum::Json(v).into_response()
 }
 
 async fn list_issues(State(fake): State<Fake>, Query(q): Q) -> Response {
