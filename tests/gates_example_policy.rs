@@ -114,7 +114,96 @@ async fn example_policy_basic_tier_on_planted_project() {
     assert_eq!(verdict("unit-tests").decision, Decision::Block);
     assert!(
         unit.metrics.coverage.is_some(),
-        "coverage read from out/coverage.xml"
+        "coverage read from {{out}}/coverage.xml"
     );
     assert_eq!(r.verdict.decision, Decision::Block);
+}
+
+/// Every file under `dir` except `.git`, with its size: what the gates may not change.
+fn listing(dir: &std::path::Path) -> Vec<(String, u64)> {
+    fn walk(root: &std::path::Path, d: &std::path::Path, out: &mut Vec<(String, u64)>) {
+        for e in std::fs::read_dir(d).expect("read dir").flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| n == ".git") {
+                continue;
+            }
+            let rel = p.strip_prefix(root).unwrap_or(&p).display().to_string();
+            let meta = e.metadata().expect("metadata");
+            out.push((rel, if meta.is_dir() { 0 } else { meta.len() }));
+            if meta.is_dir() {
+                walk(root, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Gates never see each other's artifacts: the comprehensive tier (parallel gates, one
+/// workspace) run three times on the planted project gives the same findings every time, and the
+/// checkout is byte-for-byte listed the same and `git status --ignored` clean afterwards (no
+/// `.mypy_cache`, `__pycache__`, `.pytest_cache`, `.coverage` or report written into it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comprehensive_tier_is_repeatable_and_leaves_the_checkout_alone() {
+    let bin = python_tools();
+    let policy = policy::load_file(&repo_root().join("examples/fm-deploy.yml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tier = &policy.tiers["comprehensive"];
+    let dir = project("sample-project");
+    let before = listing(dir.path());
+    let runner = WithPath(format!("{}:/usr/bin:/bin", bin.display()));
+    let mut seen: Option<Vec<(String, Vec<String>)>> = None;
+    for round in 0..3 {
+        let ctx = GateContext::new(dir.path());
+        let r = run_gates(&policy, tier, &ctx, &runner, &NoLabels).await;
+        let mut findings: Vec<(String, Vec<String>)> = r
+            .runs
+            .iter()
+            .map(|g| {
+                let mut f: Vec<String> = g
+                    .outcome
+                    .findings()
+                    .iter()
+                    .map(|f| format!("{} {} {:?}", f.fingerprint, f.message, f.path))
+                    .collect();
+                f.sort();
+                (g.gate.clone(), f)
+            })
+            .collect();
+        findings.sort();
+        let secrets = &findings
+            .iter()
+            .find(|(g, _)| g == "secrets")
+            .expect("secrets")
+            .1;
+        assert_eq!(secrets.len(), 6, "round {round}: {secrets:#?}");
+        assert!(
+            secrets
+                .iter()
+                .all(|f| !f.contains("CACHEDIR.TAG") && !f.contains("cache")),
+            "round {round}: {secrets:#?}"
+        );
+        match &seen {
+            None => seen = Some(findings),
+            Some(first) => assert_eq!(first, &findings, "round {round} differs from round 0"),
+        }
+        assert_eq!(
+            listing(dir.path()),
+            before,
+            "round {round} changed the checkout"
+        );
+        let st = std::process::Command::new("git")
+            .args([
+                "status",
+                "--porcelain",
+                "--ignored",
+                "--untracked-files=all",
+            ])
+            .current_dir(dir.path())
+            .output()
+            .expect("git status");
+        assert_eq!(String::from_utf8_lossy(&st.stdout), "", "round {round}");
+    }
 }

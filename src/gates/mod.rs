@@ -10,3 +10,4 @@ pub mod outcome;
 pub mod parsers;
 pub mod run;
 pub mod runner;
+pub mod scratch;

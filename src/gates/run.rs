@@ -14,6 +14,7 @@ use crate::gates::outcome::{
 };
 use crate::gates::parsers::{self, Metrics, pip_licenses};
 use crate::gates::runner::{Captured, ExecOutcome, ToolCommand, ToolRunner, tail_text};
+use crate::gates::scratch::{self, Scratch};
 use crate::policy::model::{DiffScope, GatePhase, GateSpec, ParserKind, Policy, TierSpec};
 use crate::verdict::{GateInput, LabelApproval, Verdict, VerdictContext, decide};
 use chrono::NaiveDate;
@@ -321,10 +322,16 @@ fn placeholder(name: &str) -> GateSpec {
     }
 }
 
-/// The gate's argv with `{deploy_url}` and `{image}` replaced: the only substitutions, each
-/// inside one argument (no shell ever sees them). A placeholder with no value stays as written,
-/// so the tool fails visibly rather than running on an empty argument.
-pub fn gate_argv(spec: &GateSpec, deploy_url: Option<&str>, image: Option<&str>) -> Vec<String> {
+/// The gate's argv with `{deploy_url}`, `{image}` and `{out}` (the gate's scratch output folder)
+/// replaced: the only substitutions, each inside one argument (no shell ever sees them). A
+/// placeholder with no value stays as written, so the tool fails visibly rather than running on an
+/// empty argument.
+pub fn gate_argv(
+    spec: &GateSpec,
+    deploy_url: Option<&str>,
+    image: Option<&str>,
+    out: Option<&Path>,
+) -> Vec<String> {
     spec.run
         .iter()
         .map(|a| {
@@ -334,6 +341,9 @@ pub fn gate_argv(spec: &GateSpec, deploy_url: Option<&str>, image: Option<&str>)
             }
             if let Some(i) = image {
                 a = a.replace("{image}", i);
+            }
+            if let Some(o) = out {
+                a = scratch::substitute(&a, o);
             }
             a
         })
@@ -351,7 +361,15 @@ pub async fn run_one<R: ToolRunner>(
         Some(w) => ctx.workspace.join(w),
         None => ctx.workspace.clone(),
     };
-    let argv = gate_argv(spec, ctx.deploy_url.as_deref(), ctx.image.as_deref());
+    // Caches and `{out}` reports live here, never in the checkout; removed when the gate ends.
+    let scratch = Scratch::new(&spec.name);
+    let out = scratch.as_ref().map(Scratch::out).ok();
+    let argv = gate_argv(
+        spec,
+        ctx.deploy_url.as_deref(),
+        ctx.image.as_deref(),
+        out.as_deref(),
+    );
     let base = GateRun {
         gate: spec.name.clone(),
         parser: spec.parser,
@@ -362,10 +380,29 @@ pub async fn run_one<R: ToolRunner>(
         stdout_dropped: 0,
         stderr_dropped: 0,
     };
-    // A report left by an earlier run must never be read as this run's result.
+    let (scratch, out) = match (scratch, out) {
+        (Ok(s), Some(o)) => (s, o),
+        (Err(e), _) => {
+            return GateRun {
+                outcome: GateOutcome::FailedToStart {
+                    program: argv.first().cloned().unwrap_or_default(),
+                    missing: false,
+                    message: format!("create the gate's temporary directory: {e}"),
+                },
+                ..base
+            };
+        }
+        (Ok(s), None) => {
+            let o = s.out();
+            (s, o)
+        }
+    };
+    let at = |p: &Path| scratch::resolve(p, &ctx.workspace, &out);
+    // A report left by an earlier run must never be read as this run's result (`{out}` is fresh).
     for p in [spec.report.as_ref(), spec.coverage.as_ref()]
         .into_iter()
         .flatten()
+        .filter(|p| !scratch::in_out(p))
     {
         let path = ctx.workspace.join(p);
         if let Err(e) = tokio::fs::remove_file(&path).await
@@ -382,10 +419,12 @@ pub async fn run_one<R: ToolRunner>(
             };
         }
     }
+    let mut env = scratch.env();
+    env.extend(spec.env.clone());
     let cmd = ToolCommand {
         argv: argv.clone(),
         cwd: cwd.clone(),
-        env: spec.env.clone(),
+        env,
         timeout: spec.timeout,
         output_cap,
     };
@@ -435,7 +474,7 @@ pub async fn run_one<R: ToolRunner>(
         } => (status, stdout, stderr),
     };
     let report = match &spec.report {
-        Some(p) => match read_capped(&ctx.workspace.join(p), output_cap).await {
+        Some(p) => match read_capped(&at(p), output_cap).await {
             Ok(c) => Some(c),
             Err(e) => {
                 // Classify as if the output were empty, so an unexpected exit code still reads
@@ -485,7 +524,7 @@ pub async fn run_one<R: ToolRunner>(
     if outcome.parsed_cleanly()
         && let Some(cov) = &spec.coverage
     {
-        match read_capped(&ctx.workspace.join(cov), output_cap).await {
+        match read_capped(&at(cov), output_cap).await {
             Ok(c) => match parsers::cobertura::parse(&c.bytes) {
                 Ok(p) => metrics.coverage = p.metrics.coverage,
                 Err(e) => {
@@ -677,6 +716,7 @@ mod tests {
             &spec,
             Some("https://x; rm -rf /"),
             Some("ghcr.io/o/a:1 --exit-code 0"),
+            None,
         );
         assert_eq!(
             argv,
@@ -687,6 +727,6 @@ mod tests {
                 "--url=https://x; rm -rf /"
             ]
         );
-        assert_eq!(gate_argv(&spec, None, None)[2], "{image}");
+        assert_eq!(gate_argv(&spec, None, None, None)[2], "{image}");
     }
 }

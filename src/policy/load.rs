@@ -5,6 +5,7 @@
 //! the file system beyond the one read in `load_file`.
 
 use super::decode::{Decoder, Fields, Problem, did_you_mean, is_dns_label, is_quantity, join};
+use super::gate_io;
 use super::model::*;
 use super::yaml::{self, Node, NodeKind, Pos};
 use crate::gates::finding::Severity;
@@ -374,9 +375,12 @@ fn decode_gate(
     runner: &RunnerSpec,
 ) -> Option<GateSpec> {
     let f = d.fields(n, path, GATE_KEYS)?;
-    let run = d
-        .require(&f, "run")
-        .map(|v| d.string_list(v, &f.child("run")));
+    // No `run`: a report-only gate (checked with `report` below).
+    let run = Some(
+        f.get("run")
+            .map(|v| d.string_list(v, &f.child("run")))
+            .unwrap_or_default(),
+    );
     if let (Some(run), Some(v)) = (&run, f.get("run")) {
         if run.is_empty() {
             d.error(
@@ -483,6 +487,17 @@ fn decode_gate(
         Some(v) => d.u32_in(v, &f.child("annotation_budget"), 0, 100_000),
         None => Some(1000),
     };
+    let io_paths: Vec<gate_io::PathKey<'_>> = [("report", &report), ("coverage", &coverage)]
+        .into_iter()
+        .filter_map(|(k, p)| {
+            Some(gate_io::PathKey {
+                node: f.get(k)?,
+                key_path: f.child(k),
+                value: p.as_deref()?,
+            })
+        })
+        .collect();
+    gate_io::check(d, path, n, f.has("run"), parser, &io_paths);
     if let (Some(parser), Some(v)) = (parser, f.get("parser")) {
         let needs_budgets = matches!(parser, ParserKind::Perf | ParserKind::K6);
         if needs_budgets && budgets.is_none() {

@@ -2,6 +2,7 @@
 //! collected at once.
 
 pub mod decode;
+pub mod gate_io;
 pub mod load;
 pub mod model;
 pub mod yaml;
