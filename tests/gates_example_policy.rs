@@ -37,6 +37,23 @@ async fn example_policy_basic_tier_on_planted_project() {
     let rule = policy.branch_rule("development").expect("development rule");
     let tier = &policy.tiers[&rule.tier];
     let dir = project("sample-project");
+    // What the matrix's one cell (ubuntu-latest, Python 3.10) uploads and the gates job downloads.
+    let cell = "reports/tests-ubuntu-latest-py3.10";
+    let st = std::process::Command::new(bin.join("pytest"))
+        .args([
+            "tests/unit",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--cov=certsolver",
+        ])
+        .arg(format!("--junitxml={cell}/junit.xml"))
+        .arg(format!("--cov-report=xml:{cell}/coverage.xml"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .current_dir(dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("run pytest: {e}"));
+    assert!(dir.path().join(cell).join("junit.xml").is_file(), "{st:?}");
     let mut ctx = GateContext::new(dir.path());
     ctx.environment = rule.environment.clone();
     // Only pip-audit and safety must be missing: keep a PATH without them.
@@ -97,7 +114,8 @@ async fn example_policy_basic_tier_on_planted_project() {
         }
         assert_eq!(verdict(g).decision, Decision::Block);
     }
-    // `pytest tests/unit`: 1 failed and 1 errored test are critical, the skip is info.
+    // The cell's `pytest tests/unit`: 1 failed and 1 errored test are critical, the skip is info,
+    // each named by its cell.
     let unit = run("unit-tests");
     let sev: Vec<_> = unit
         .outcome
@@ -114,7 +132,15 @@ async fn example_policy_basic_tier_on_planted_project() {
     assert_eq!(verdict("unit-tests").decision, Decision::Block);
     assert!(
         unit.metrics.coverage.is_some(),
-        "coverage read from {{out}}/coverage.xml"
+        "coverage read from the cell's coverage.xml"
+    );
+    assert!(
+        unit.outcome
+            .findings()
+            .iter()
+            .all(|f| f.message.starts_with("[ubuntu-latest-py3.10] ")),
+        "{:?}",
+        unit.outcome
     );
     assert_eq!(r.verdict.decision, Decision::Block);
 }
@@ -122,13 +148,16 @@ async fn example_policy_basic_tier_on_planted_project() {
 /// Every file under `dir` except `.git`, with its size: what the gates may not change.
 fn listing(dir: &std::path::Path) -> Vec<(String, u64)> {
     fn walk(root: &std::path::Path, d: &std::path::Path, out: &mut Vec<(String, u64)>) {
-        for e in std::fs::read_dir(d).expect("read dir").flatten() {
+        let entries = std::fs::read_dir(d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+        for e in entries.flatten() {
             let p = e.path();
             if p.file_name().is_some_and(|n| n == ".git") {
                 continue;
             }
             let rel = p.strip_prefix(root).unwrap_or(&p).display().to_string();
-            let meta = e.metadata().expect("metadata");
+            let meta = e
+                .metadata()
+                .unwrap_or_else(|x| panic!("{}: {x}", p.display()));
             out.push((rel, if meta.is_dir() { 0 } else { meta.len() }));
             if meta.is_dir() {
                 walk(root, &p, out);

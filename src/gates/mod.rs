@@ -6,6 +6,7 @@
 pub mod diff;
 pub mod exceptions;
 pub mod finding;
+pub mod matrix_reports;
 pub mod outcome;
 pub mod parsers;
 pub mod run;

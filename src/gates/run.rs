@@ -9,6 +9,7 @@
 
 use crate::gates::diff::{DiffIndex, git_diff_argv, parse_unified_diff};
 use crate::gates::exceptions::{Exception, parse_exceptions};
+use crate::gates::matrix_reports;
 use crate::gates::outcome::{
     Captured as Cap, GateOutcome, TAIL_BYTES, classify, install_hint, relativize,
 };
@@ -204,13 +205,29 @@ pub async fn run_gates_with_hooks<R: ToolRunner, L: LabelApprovals, H: GateHooks
         n => n,
     };
     let sem = Arc::new(Semaphore::new(parallelism));
+    // The cells whose uploaded reports report-only gates expect.
+    let cells: Option<Vec<String>> = tier
+        .matrix
+        .as_ref()
+        .and_then(|m| policy.matrices.get(m))
+        .map(|m| {
+            crate::matrix::cells(m)
+                .iter()
+                .map(crate::matrix::Cell::name)
+                .collect()
+        });
     let runs_fut = specs.iter().map(|spec| {
         let sem = Arc::clone(&sem);
+        let cells = cells.as_deref();
         async move {
             // The semaphore is never closed, so acquire cannot fail; if it did, run unbounded.
             let _permit = sem.acquire().await.ok();
             hooks.gate_started(&spec.name).await;
-            run_one(spec, ctx, policy.runner.output_cap, runner).await
+            if spec.run.is_empty() {
+                matrix_reports::run(spec, &ctx.workspace, cells, policy.runner.output_cap).await
+            } else {
+                run_one(spec, ctx, policy.runner.output_cap, runner).await
+            }
         }
     });
     let mut runs: Vec<GateRun> = futures::future::join_all(runs_fut).await;
@@ -558,14 +575,7 @@ pub async fn run_one<R: ToolRunner>(
         };
     }
     if let GateOutcome::Findings { findings } = &mut outcome {
-        let abs = std::fs::canonicalize(&cwd).unwrap_or_else(|_| cwd.clone());
-        relativize(findings, &abs, spec.working_dir.as_deref());
-        if abs != cwd {
-            relativize(findings, &cwd, None);
-        }
-        for f in findings.iter_mut() {
-            f.gate = spec.name.clone();
-        }
+        tidy_findings(findings, spec, &cwd);
     }
     GateRun {
         outcome,
@@ -577,7 +587,24 @@ pub async fn run_one<R: ToolRunner>(
     }
 }
 
-async fn read_capped(path: &Path, cap: u64) -> std::io::Result<Captured> {
+/// Findings' paths relative to the workspace (the tool ran in `cwd`), and the gate's name on each.
+pub(crate) fn tidy_findings(
+    findings: &mut [crate::gates::finding::Finding],
+    spec: &GateSpec,
+    cwd: &Path,
+) {
+    let abs = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+    relativize(findings, &abs, spec.working_dir.as_deref());
+    if abs != cwd {
+        relativize(findings, cwd, None);
+    }
+    for f in findings.iter_mut() {
+        f.gate = spec.name.clone();
+    }
+}
+
+/// A report file, at most `cap` bytes of it (the cut recorded).
+pub(crate) async fn read_capped(path: &Path, cap: u64) -> std::io::Result<Captured> {
     use tokio::io::AsyncReadExt;
     let f = tokio::fs::File::open(path).await?;
     let mut bytes = Vec::new();
