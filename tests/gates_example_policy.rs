@@ -6,34 +6,20 @@ mod support_gates;
 
 use fm_deploy::gates::outcome::GateOutcome;
 use fm_deploy::gates::run::{GateContext, NoLabels, run_gates};
-use fm_deploy::gates::runner::{ExecOutcome, ProcessRunner, ToolCommand, ToolRunner};
 use fm_deploy::policy;
 use fm_deploy::verdict::Decision;
-use std::future::Future;
 use support_gates::*;
-
-/// The real process runner with the tools venv first on PATH (the container image has the tools
-/// on its PATH; the test process does not).
-struct WithPath(String);
-
-impl ToolRunner for WithPath {
-    fn run(&self, cmd: &ToolCommand) -> impl Future<Output = ExecOutcome> + Send {
-        let mut cmd = cmd.clone();
-        cmd.env
-            .entry("PATH".into())
-            .or_insert_with(|| self.0.clone());
-        async move { ProcessRunner.run(&cmd).await }
-    }
-}
 
 /// development → basic tier of the example: each gate's outcome and the decision.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_policy_basic_tier_on_planted_project() {
     let bin = python_tools();
-    let policy = match policy::load_file(&repo_root().join("examples/fm-deploy.yml")) {
+    let mut policy = match policy::load_file(&repo_root().join("examples/fm-deploy.yml")) {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
     };
+    // Offline: the install step (pip from PyPI) is proven by gates_project_env with a local wheel.
+    policy.install.clear();
     let rule = policy.branch_rule("development").expect("development rule");
     let tier = &policy.tiers[&rule.tier];
     let dir = project("sample-project");
@@ -177,8 +163,9 @@ fn listing(dir: &std::path::Path) -> Vec<(String, u64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn comprehensive_tier_is_repeatable_and_leaves_the_checkout_alone() {
     let bin = python_tools();
-    let policy = policy::load_file(&repo_root().join("examples/fm-deploy.yml"))
+    let mut policy = policy::load_file(&repo_root().join("examples/fm-deploy.yml"))
         .unwrap_or_else(|e| panic!("{e}"));
+    policy.install.clear();
     let tier = &policy.tiers["comprehensive"];
     let dir = project("sample-project");
     let before = listing(dir.path());

@@ -350,3 +350,9 @@ fn report_only_and_out_paths_load() {
         Some(Path::new("{out}/u.xml"))
     );
 }
+bad_policy!(
+    install_as_one_string,
+    "The install step is an argument list like `run`, never a shell string.",
+    "tiers:",
+    "install: [\"pip install -r requirements.txt\"]\ntiers:"
+);

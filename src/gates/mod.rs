@@ -9,6 +9,7 @@ pub mod finding;
 pub mod matrix_reports;
 pub mod outcome;
 pub mod parsers;
+pub mod project_env;
 pub mod run;
 pub mod runner;
 pub mod scratch;

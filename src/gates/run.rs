@@ -14,6 +14,7 @@ use crate::gates::outcome::{
     Captured as Cap, GateOutcome, TAIL_BYTES, classify, install_hint, relativize,
 };
 use crate::gates::parsers::{self, Metrics, pip_licenses};
+use crate::gates::project_env::{self, EnvValues};
 use crate::gates::runner::{Captured, ExecOutcome, ToolCommand, ToolRunner, tail_text};
 use crate::gates::scratch::{self, Scratch};
 use crate::policy::model::{DiffScope, GatePhase, GateSpec, ParserKind, Policy, TierSpec};
@@ -216,17 +217,37 @@ pub async fn run_gates_with_hooks<R: ToolRunner, L: LabelApprovals, H: GateHooks
                 .map(crate::matrix::Cell::name)
                 .collect()
         });
+    // The policy's install step, once, before any gate that runs a tool.
+    let project = if policy.install.is_empty() || specs.iter().all(|s| s.run.is_empty()) {
+        Ok(None)
+    } else {
+        project_env::prepare(
+            &policy.install,
+            &ctx.workspace,
+            policy.runner.default_timeout,
+            policy.runner.output_cap,
+            runner,
+        )
+        .await
+        .map(Some)
+    };
+    let values = EnvValues::of(project.as_ref().ok().and_then(Option::as_ref));
     let runs_fut = specs.iter().map(|spec| {
         let sem = Arc::clone(&sem);
         let cells = cells.as_deref();
+        let (project, values) = (&project, &values);
         async move {
             // The semaphore is never closed, so acquire cannot fail; if it did, run unbounded.
             let _permit = sem.acquire().await.ok();
             hooks.gate_started(&spec.name).await;
-            if spec.run.is_empty() {
-                matrix_reports::run(spec, &ctx.workspace, cells, policy.runner.output_cap).await
-            } else {
-                run_one(spec, ctx, policy.runner.output_cap, runner).await
+            match (spec.run.is_empty(), project) {
+                (true, _) => {
+                    matrix_reports::run(spec, &ctx.workspace, cells, policy.runner.output_cap).await
+                }
+                (false, Err(e)) => project_env::install_failed(spec, e),
+                (false, Ok(_)) => {
+                    run_one(spec, ctx, policy.runner.output_cap, runner, values).await
+                }
             }
         }
     });
@@ -339,8 +360,8 @@ fn placeholder(name: &str) -> GateSpec {
     }
 }
 
-/// The gate's argv with `{deploy_url}`, `{image}` and `{out}` (the gate's scratch output folder)
-/// replaced: the only substitutions, each inside one argument (no shell ever sees them). A
+/// The gate's argv with `{deploy_url}`, `{image}`, `{out}` (the gate's scratch output folder),
+/// `{python}` and `{site_packages}` (the project environment, see `project_env`) replaced: the only substitutions, each inside one argument (no shell ever sees them). A
 /// placeholder with no value stays as written, so the tool fails visibly rather than running on an
 /// empty argument.
 pub fn gate_argv(
@@ -348,6 +369,7 @@ pub fn gate_argv(
     deploy_url: Option<&str>,
     image: Option<&str>,
     out: Option<&Path>,
+    project: &EnvValues,
 ) -> Vec<String> {
     spec.run
         .iter()
@@ -362,7 +384,7 @@ pub fn gate_argv(
             if let Some(o) = out {
                 a = scratch::substitute(&a, o);
             }
-            a
+            project.substitute(&a)
         })
         .collect()
 }
@@ -373,6 +395,7 @@ pub async fn run_one<R: ToolRunner>(
     ctx: &GateContext,
     output_cap: u64,
     runner: &R,
+    project: &EnvValues,
 ) -> GateRun {
     let cwd = match &spec.working_dir {
         Some(w) => ctx.workspace.join(w),
@@ -386,6 +409,7 @@ pub async fn run_one<R: ToolRunner>(
         ctx.deploy_url.as_deref(),
         ctx.image.as_deref(),
         out.as_deref(),
+        project,
     );
     let base = GateRun {
         gate: spec.name.clone(),
@@ -437,7 +461,11 @@ pub async fn run_one<R: ToolRunner>(
         }
     }
     let mut env = scratch.env();
-    env.extend(spec.env.clone());
+    env.extend(
+        spec.env
+            .iter()
+            .map(|(k, v)| (k.clone(), project.substitute(&scratch::substitute(v, &out)))),
+    );
     let cmd = ToolCommand {
         argv: argv.clone(),
         cwd: cwd.clone(),
@@ -744,6 +772,7 @@ mod tests {
             Some("https://x; rm -rf /"),
             Some("ghcr.io/o/a:1 --exit-code 0"),
             None,
+            &EnvValues::default(),
         );
         assert_eq!(
             argv,
@@ -754,6 +783,9 @@ mod tests {
                 "--url=https://x; rm -rf /"
             ]
         );
-        assert_eq!(gate_argv(&spec, None, None, None)[2], "{image}");
+        assert_eq!(
+            gate_argv(&spec, None, None, None, &EnvValues::default())[2],
+            "{image}"
+        );
     }
 }

@@ -104,6 +104,7 @@ const TOP_KEYS: &[&str] = &[
     "overrides",
     "notify",
     "runner",
+    "install",
 ];
 
 pub const PARSERS: &[(&str, ParserKind)] = &[
@@ -186,7 +187,13 @@ fn decode_policy(d: &mut Decoder, root: &Node, path: &Path) -> Option<Policy> {
         .and_then(|n| decode_notify(d, n))
         .unwrap_or_default();
 
+    let install = f
+        .get("install")
+        .map(|v| command(d, v, "install"))
+        .unwrap_or_default();
+
     Some(Policy {
+        install,
         source: path.to_path_buf(),
         app: app?,
         branches,
@@ -378,25 +385,9 @@ fn decode_gate(
     // No `run`: a report-only gate (checked with `report` below).
     let run = Some(
         f.get("run")
-            .map(|v| d.string_list(v, &f.child("run")))
+            .map(|v| command(d, v, &f.child("run")))
             .unwrap_or_default(),
     );
-    if let (Some(run), Some(v)) = (&run, f.get("run")) {
-        if run.is_empty() {
-            d.error(
-                v.pos,
-                &f.child("run"),
-                "the command must have at least the program name",
-            );
-        } else if run[0].contains(' ') && run.len() == 1 {
-            d.error_hint(
-                v.pos,
-                &f.child("run"),
-                "the command is one string with spaces",
-                Some("write it as a list of arguments; commands never run through a shell".into()),
-            );
-        }
-    }
     let parser = d
         .require(&f, "parser")
         .and_then(|v| d.choice(v, &f.child("parser"), PARSERS));
@@ -533,6 +524,26 @@ fn decode_gate(
         working_dir,
         annotation_budget: annotation_budget?,
     })
+}
+
+/// An argv list: at least the program, and not one string with spaces (never a shell).
+fn command(d: &mut Decoder, v: &Node, path: &str) -> Vec<String> {
+    let run = d.string_list(v, path);
+    if run.is_empty() {
+        d.error(
+            v.pos,
+            path,
+            "the command must have at least the program name",
+        );
+    } else if run[0].contains(' ') && run.len() == 1 {
+        d.error_hint(
+            v.pos,
+            path,
+            "the command is one string with spaces",
+            Some("write it as a list of arguments; commands never run through a shell".into()),
+        );
+    }
+    run
 }
 
 fn relative_path(d: &mut Decoder, n: &Node, path: &str) -> Option<PathBuf> {

@@ -71,6 +71,9 @@ pub struct Policy {
     pub overrides: Option<OverrideSpec>,
     pub notify: NotifySpec,
     pub runner: RunnerSpec,
+    /// argv run once before the gates into the project's own virtualenv (`pip install -r
+    /// requirements.txt`); empty: none. See `gates::project_env`.
+    pub install: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
