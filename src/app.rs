@@ -689,6 +689,7 @@ use crate::deploy::manifests::DeployInputs;
 use crate::deploy::predeploy::{PreDeployFacts, PreDeployVerdict, evaluate, probe_environments};
 use crate::deploy::run::{DeployOptions, PostDeployResult, PostDeployTests, deploy_environment};
 use crate::github::deployments::{DeploymentOutcome, finish_deployment, start_deployment};
+use crate::notify::DeployPhase;
 
 /// The cluster from the `kubeconfig` input (raw or base64, already decoded), else the ambient
 /// configuration (in-cluster service account or `KUBECONFIG`).
@@ -807,21 +808,60 @@ fn deploy_inputs(
     })
 }
 
-/// Tells Slack (when the `slack-webhook` input is set) how a deploy ended. Best effort: a
-/// notification that cannot be delivered is logged, never the run's outcome.
+/// The notification channels the inputs configure: Slack (`slack-webhook`), Datadog
+/// (`datadog-api-key`, `datadog-site`), Sentry (`sentry-auth-token`, `sentry-org`,
+/// `sentry-project`, `sentry-url`).
+fn channels(req: &RunRequest) -> Vec<crate::notify::Channel> {
+    use crate::notify::{Channel, DatadogEvents, SentryReleases, SlackWebhook};
+    let i = &req.inputs;
+    let mut out = Vec::new();
+    let mut add = |c: Result<Channel, crate::notify::Error>| match c {
+        Ok(c) => out.push(c),
+        Err(e) => tracing::warn!(error = %e, "notification channel not set up"),
+    };
+    if let Some(url) = &i.slack_webhook {
+        add(SlackWebhook::new(url.expose()).map(Channel::Slack));
+    }
+    if let Some(key) = &i.secrets.datadog_api_key {
+        let api = i
+            .notify
+            .datadog_api
+            .clone()
+            .or_else(|| reqwest::Url::parse(crate::inputs::DATADOG_API).ok());
+        if let Some(api) = api {
+            add(DatadogEvents::new(api, key.clone()).map(Channel::Datadog));
+        }
+    }
+    if let Some(s) = &i.notify.sentry {
+        add(
+            SentryReleases::new(s.api.clone(), s.token.clone(), &s.org, &s.project)
+                .map(Channel::Sentry),
+        );
+    }
+    out
+}
+
+/// Tells every configured channel where a deploy is. Best effort: a notification that cannot be
+/// delivered is a warning, never the run's outcome.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one notice's fields, named at each call"
+)]
 async fn notify_deploy(
     req: &RunRequest,
     policy: &Policy,
     env: &crate::policy::model::EnvironmentSpec,
     image: &str,
+    phase: crate::notify::DeployPhase,
     outcome: &str,
     detail: &str,
-    alarm: bool,
+    started_at: Option<&str>,
 ) {
-    use crate::notify::{DeployNotice, Notifier, SlackWebhook};
-    let Some(url) = &req.inputs.slack_webhook else {
+    use crate::notify::{DeployNotice, DeployPhase, notify_all};
+    let channels = channels(req);
+    if channels.is_empty() {
         return;
-    };
+    }
     let notice = DeployNotice {
         environment: env.name.clone(),
         app: policy.app.name.clone(),
@@ -829,13 +869,12 @@ async fn notify_deploy(
         outcome: outcome.to_string(),
         detail: detail.to_string(),
         run_url: req.context.run_url(),
-        alarm,
+        alarm: matches!(phase, DeployPhase::Failed | DeployPhase::RolledBack),
+        phase,
+        started_at: started_at.map(str::to_string),
+        at: now_rfc3339(),
     };
-    let sent = match SlackWebhook::new(url.expose()) {
-        Ok(hook) => hook.notify(&notice).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = sent {
+    for e in notify_all(&channels, &notice).await {
         tracing::warn!(error = %e, "notification not delivered");
     }
 }
@@ -986,6 +1025,21 @@ async fn run_deploy(
         policy,
         workspace: req.workspace.clone(),
     };
+    let started_at = now_rfc3339();
+    if env.strategy != crate::policy::model::StrategyKind::BlueGreen {
+        notify_deploy(
+            req,
+            policy,
+            env,
+            &inputs.image,
+            DeployPhase::Started,
+            "deploy started",
+            "",
+            None,
+        )
+        .await;
+    }
+    let rolled_back;
     let (ok, summary_line, md) = match env.strategy {
         crate::policy::model::StrategyKind::Direct
         | crate::policy::model::StrategyKind::Rolling => {
@@ -1009,7 +1063,7 @@ async fn run_deploy(
             match result {
                 Ok(report) => {
                     let line = report.outcome.summary();
-                    let rolled_back = matches!(
+                    rolled_back = matches!(
                         report.outcome,
                         crate::deploy::strategy::DeployOutcome::RolledBack { .. }
                     );
@@ -1040,15 +1094,20 @@ async fn run_deploy(
         }
     };
     end_deployment(req, github, deployment_id, env, ok == 0, &summary_line).await?;
-    let word = if ok == 0 { "deployed" } else { "failed" };
+    let (phase, word) = match (ok, rolled_back) {
+        (0, _) => (DeployPhase::Succeeded, "deployed"),
+        (_, true) => (DeployPhase::RolledBack, "rolled back"),
+        (_, false) => (DeployPhase::Failed, "failed"),
+    };
     notify_deploy(
         req,
         policy,
         env,
         &inputs.image,
+        phase,
         word,
         &summary_line,
-        ok != 0,
+        Some(&started_at),
     )
     .await;
     sink.print(&md)?;
@@ -1242,6 +1301,21 @@ async fn blue_green(
         title: check_title.clone(),
         last: Mutex::new(None),
     };
+    let started_at = now_rfc3339();
+    if let (BgCommand::Deploy, Some(i)) = (command, image) {
+        let image = i.to_string();
+        notify_deploy(
+            req,
+            policy,
+            env,
+            &image,
+            DeployPhase::Started,
+            "deploy started",
+            "",
+            None,
+        )
+        .await;
+    }
     let result = match command {
         BgCommand::Deploy => {
             let image = image.unwrap_or_default();
@@ -1329,11 +1403,19 @@ async fn blue_green(
     }
     end_deployment(req, github, deployment_id, env, code == 0, &line).await?;
     let image = report.state.image.clone().unwrap_or_default();
+    let phase = match (&report.end, code, command) {
+        (RunEnd::Finished(BgOutcome::RolledBack { .. }), _, _) | (_, 0, BgCommand::Rollback) => {
+            DeployPhase::RolledBack
+        }
+        (_, 0, _) => DeployPhase::Succeeded,
+        _ => DeployPhase::Failed,
+    };
     notify_deploy(
         req,
         policy,
         env,
         &image,
+        phase,
         &format!(
             "{} {}",
             command.name(),
@@ -1344,7 +1426,7 @@ async fn blue_green(
             }
         ),
         &line,
-        code != 0,
+        Some(&started_at),
     )
     .await;
     match code {

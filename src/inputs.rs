@@ -46,6 +46,11 @@ pub const INPUT_NAMES: &[&str] = &[
     "tls-key",
     "datadog-api-key",
     "sentry-dsn",
+    "datadog-site",
+    "sentry-auth-token",
+    "sentry-org",
+    "sentry-project",
+    "sentry-url",
 ];
 
 /// Inputs whose values are secrets: masked with `::add-mask::` before anything else is printed.
@@ -59,6 +64,7 @@ pub const SECRET_INPUT_NAMES: &[&str] = &[
     "tls-key",
     "datadog-api-key",
     "sentry-dsn",
+    "sentry-auth-token",
 ];
 
 /// Default of the `config` input.
@@ -341,6 +347,16 @@ pub struct RawInputs {
     pub datadog_api_key: Option<String>,
     #[serde(rename = "sentry-dsn")]
     pub sentry_dsn: Option<String>,
+    #[serde(rename = "datadog-site")]
+    pub datadog_site: Option<String>,
+    #[serde(rename = "sentry-auth-token")]
+    pub sentry_auth_token: Option<String>,
+    #[serde(rename = "sentry-org")]
+    pub sentry_org: Option<String>,
+    #[serde(rename = "sentry-project")]
+    pub sentry_project: Option<String>,
+    #[serde(rename = "sentry-url")]
+    pub sentry_url: Option<String>,
 }
 
 impl RawInputs {
@@ -348,8 +364,9 @@ impl RawInputs {
     /// validation (so not even an error message can show one): the secret inputs, and
     /// `prometheus-url` (whose userinfo may hold a password).
     pub fn sensitive_values(&self) -> Vec<(&'static str, &str)> {
-        let candidates: [(&'static str, &Option<String>); 10] = [
+        let candidates: [(&'static str, &Option<String>); 11] = [
             ("github-token", &self.github_token),
+            ("sentry-auth-token", &self.sentry_auth_token),
             ("kubeconfig", &self.kubeconfig),
             ("slack-webhook", &self.slack_webhook),
             ("database-url", &self.database_url),
@@ -526,6 +543,15 @@ impl RawInputs {
                 })
                 .ok()
         });
+        let notify = notify_targets(
+            self.datadog_site.as_deref(),
+            self.sentry_url.as_deref(),
+            self.sentry_auth_token.as_deref(),
+            self.sentry_org.as_deref(),
+            self.sentry_project.as_deref(),
+        )
+        .map_err(|e| problems.push(e))
+        .unwrap_or_default();
         let secrets = AppSecrets {
             database_url: self.database_url.map(Secret::new),
             redis_url: self.redis_url.map(Secret::new),
@@ -546,6 +572,7 @@ impl RawInputs {
             prometheus_url,
             slack_webhook,
             secrets,
+            notify,
         };
         match problems.len() {
             0 => Ok(inputs),
@@ -573,6 +600,95 @@ pub struct Inputs {
     pub prometheus_url: Option<reqwest::Url>,
     pub slack_webhook: Option<Secret>,
     pub secrets: AppSecrets,
+    /// Where deploy events go besides Slack (the Datadog key is `secrets.datadog_api_key`).
+    pub notify: NotifyTargets,
+}
+
+/// Datadog's API site and Sentry's release API, from `datadog-site` and the `sentry-*` inputs.
+#[derive(Clone, Debug, Default)]
+pub struct NotifyTargets {
+    /// `https://api.<site>`; `None` means the default site, `https://api.datadoghq.com`.
+    pub datadog_api: Option<reqwest::Url>,
+    pub sentry: Option<SentryTarget>,
+}
+
+/// Sentry's release API needs an auth token (a DSN only sends events), an organization and a
+/// project.
+#[derive(Clone, Debug)]
+pub struct SentryTarget {
+    pub api: reqwest::Url,
+    pub token: Secret,
+    pub org: String,
+    pub project: String,
+}
+
+/// The default Datadog API (site `datadoghq.com`).
+pub const DATADOG_API: &str = "https://api.datadoghq.com";
+/// The default Sentry (SaaS).
+pub const SENTRY_API: &str = "https://sentry.io";
+
+/// Reads `datadog-site` (a site such as `datadoghq.eu` / `us3.datadoghq.com`, or a full http(s)
+/// URL) and the Sentry inputs, which come as a set: a token needs an organization and a project.
+pub fn notify_targets(
+    datadog_site: Option<&str>,
+    sentry_url: Option<&str>,
+    token: Option<&str>,
+    org: Option<&str>,
+    project: Option<&str>,
+) -> Result<NotifyTargets, Error> {
+    let invalid = |name: &'static str, reason: &str| Error::Invalid {
+        name,
+        reason: reason.to_owned(),
+    };
+    let datadog_api = match datadog_site.map(str::trim) {
+        None => None,
+        Some(s) if s.contains("://") => {
+            Some(parse_http_url(s).map_err(|r| invalid("datadog-site", &r))?)
+        }
+        Some(s) => {
+            let host = s.strip_prefix("app.").unwrap_or(s);
+            let ok = !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+            if !ok {
+                return Err(invalid(
+                    "datadog-site",
+                    "is not a Datadog site (e.g. `datadoghq.eu`) or an http(s) URL",
+                ));
+            }
+            Some(
+                parse_http_url(&format!("https://api.{host}"))
+                    .map_err(|r| invalid("datadog-site", &r))?,
+            )
+        }
+    };
+    let sentry = match (token, org, project) {
+        (None, None, None) => None,
+        (Some(t), Some(o), Some(p)) => Some(SentryTarget {
+            api: parse_http_url(sentry_url.unwrap_or(SENTRY_API))
+                .map_err(|r| invalid("sentry-url", &r))?,
+            token: Secret::new(t.trim()),
+            org: o.trim().to_owned(),
+            project: p.trim().to_owned(),
+        }),
+        (None, _, _) => {
+            return Err(invalid(
+                "sentry-auth-token",
+                "is needed with `sentry-org` / `sentry-project` (a DSN cannot create releases)",
+            ));
+        }
+        (Some(_), _, _) => {
+            return Err(invalid(
+                "sentry-auth-token",
+                "needs `sentry-org` and `sentry-project` to say where the release goes",
+            ));
+        }
+    };
+    Ok(NotifyTargets {
+        datadog_api,
+        sentry,
+    })
 }
 
 impl Inputs {
@@ -580,8 +696,12 @@ impl Inputs {
     pub fn secret_values(&self) -> Vec<(&'static str, &Secret)> {
         let s = &self.secrets;
         let mut out: Vec<(&'static str, &Secret)> = Vec::new();
-        let singles: [(&'static str, Option<&Secret>); 8] = [
+        let singles: [(&'static str, Option<&Secret>); 9] = [
             ("github-token", self.github_token.as_ref()),
+            (
+                "sentry-auth-token",
+                self.notify.sentry.as_ref().map(|t| &t.token),
+            ),
             ("slack-webhook", self.slack_webhook.as_ref()),
             ("database-url", s.database_url.as_ref()),
             ("redis-url", s.redis_url.as_ref()),
@@ -1644,5 +1764,43 @@ mod tests {
         assert_eq!(ctx.event, Event::Local);
         assert!(!ctx.in_actions);
         assert_eq!(ctx.branch(), None);
+    }
+
+    /// A Datadog site becomes its API host; Sentry's inputs come as a set (a token needs an
+    /// organization and a project; a DSN cannot create releases) and the token is masked.
+    #[test]
+    fn notify_targets_read_sites_and_require_sentry_as_a_set() {
+        let t = notify_targets(Some("app.datadoghq.eu"), None, None, None, None).unwrap();
+        assert_eq!(
+            t.datadog_api.map(|u| u.to_string()).as_deref(),
+            Some("https://api.datadoghq.eu/")
+        );
+        let t = notify_targets(
+            Some("http://127.0.0.1:9"),
+            None,
+            Some("tok"),
+            Some("o"),
+            Some("p"),
+        )
+        .unwrap();
+        assert_eq!(
+            t.sentry.as_ref().map(|s| s.api.as_str()),
+            Some("https://sentry.io/")
+        );
+        for bad in [
+            notify_targets(None, None, Some("tok"), Some("o"), None),
+            notify_targets(None, None, None, Some("o"), Some("p")),
+            notify_targets(Some("not a site"), None, None, None, None),
+        ] {
+            assert!(matches!(bad, Err(Error::Invalid { .. })), "{bad:?}");
+        }
+        let raw = RawInputs {
+            sentry_auth_token: Some("sntrys-1".into()),
+            ..RawInputs::default()
+        };
+        assert!(
+            raw.sensitive_values()
+                .contains(&("sentry-auth-token", "sntrys-1"))
+        );
     }
 }

@@ -136,6 +136,27 @@ fn request_from_actions(
 }
 
 /// On a terminal: the flags, with the checkout's branch and HEAD as defaults.
+/// A non-empty environment variable as a secret (secrets never on the command line).
+fn env_secret(name: &str) -> Option<Secret> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(Secret::new)
+}
+
+/// Datadog's site and Sentry's release API for local runs: `FM_DEPLOY_DATADOG_SITE`,
+/// `FM_DEPLOY_SENTRY_{URL,AUTH_TOKEN,ORG,PROJECT}`, read as the action reads its inputs.
+fn notify_from_env() -> Result<fm_deploy::inputs::NotifyTargets, ActionError> {
+    let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+    Ok(fm_deploy::inputs::notify_targets(
+        var("FM_DEPLOY_DATADOG_SITE").as_deref(),
+        var("FM_DEPLOY_SENTRY_URL").as_deref(),
+        var("FM_DEPLOY_SENTRY_AUTH_TOKEN").as_deref(),
+        var("FM_DEPLOY_SENTRY_ORG").as_deref(),
+        var("FM_DEPLOY_SENTRY_PROJECT").as_deref(),
+    )?)
+}
+
 fn request_from_cli(cli: &Cli, ctx: GithubContext) -> Result<RunRequest, ActionError> {
     let branch = match &cli.branch {
         Some(b) => b.clone(),
@@ -200,11 +221,12 @@ fn request_from_cli(cli: &Cli, ctx: GithubContext) -> Result<RunRequest, ActionE
         dry_run: cli.dry_run,
         prometheus_url,
         // Secrets never on the command line (process lists show it): from the environment.
-        slack_webhook: std::env::var("FM_DEPLOY_SLACK_WEBHOOK")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .map(Secret::new),
-        secrets: AppSecrets::default(),
+        slack_webhook: env_secret("FM_DEPLOY_SLACK_WEBHOOK"),
+        secrets: AppSecrets {
+            datadog_api_key: env_secret("FM_DEPLOY_DATADOG_API_KEY"),
+            ..AppSecrets::default()
+        },
+        notify: notify_from_env()?,
     };
     Ok(RunRequest {
         plan: PlanRequest {

@@ -44,49 +44,77 @@ pub fn to_json(m: &MatrixSpec) -> MatrixJson {
 }
 
 fn job_count(m: &MatrixSpec) -> usize {
-    let combos: Vec<(Option<&str>, Option<&str>)> = {
-        let os: Vec<Option<&str>> = if m.os.is_empty() {
+    cells(m).len()
+}
+
+/// One job of the matrix, by its dimensions.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Cell {
+    pub os: Option<String>,
+    pub python: Option<String>,
+}
+
+impl Cell {
+    /// The cell's name in artifact and folder names: `ubuntu-latest-py3.10` (`<os>-py<python>`;
+    /// just `<os>` or `py<python>` when the matrix has one dimension). The example workflows name
+    /// their uploads `tests-${{ matrix.os }}-py${{ matrix.python }}` to match.
+    pub fn name(&self) -> String {
+        match (&self.os, &self.python) {
+            (Some(o), Some(p)) => format!("{o}-py{p}"),
+            (Some(o), None) => o.clone(),
+            (None, Some(p)) => format!("py{p}"),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// The jobs GitHub will start: the product of the dimensions, less exclusions, plus includes that
+/// match no combination.
+pub fn cells(m: &MatrixSpec) -> Vec<Cell> {
+    let dim = |v: &[String]| -> Vec<Option<String>> {
+        if v.is_empty() {
             vec![None]
         } else {
-            m.os.iter().map(|s| Some(s.as_str())).collect()
-        };
-        let py: Vec<Option<&str>> = if m.python.is_empty() {
-            vec![None]
-        } else {
-            m.python.iter().map(|s| Some(s.as_str())).collect()
-        };
-        os.iter()
-            .flat_map(|o| py.iter().map(move |p| (*o, *p)))
-            .collect()
+            v.iter().cloned().map(Some).collect()
+        }
     };
-    let dims_empty = m.os.is_empty() && m.python.is_empty();
-    let matches = |entry: &std::collections::BTreeMap<String, String>,
-                   (o, p): (Option<&str>, Option<&str>)| {
+    let matches = |entry: &std::collections::BTreeMap<String, String>, c: &Cell| {
         entry.iter().all(|(k, v)| match k.as_str() {
-            "os" => o == Some(v.as_str()),
-            "python" => p == Some(v.as_str()),
+            "os" => c.os.as_deref() == Some(v.as_str()),
+            "python" => c.python.as_deref() == Some(v.as_str()),
             _ => true,
         })
     };
-    let kept: Vec<_> = if dims_empty {
-        Vec::new()
-    } else {
-        combos
-            .into_iter()
-            .filter(|c| !m.exclude.iter().any(|e| matches(e, *c)))
-            .collect()
-    };
+    let mut kept: Vec<Cell> = Vec::new();
+    if !(m.os.is_empty() && m.python.is_empty()) {
+        for os in dim(&m.os) {
+            for python in dim(&m.python) {
+                let c = Cell {
+                    os: os.clone(),
+                    python,
+                };
+                if !m.exclude.iter().any(|e| matches(e, &c)) {
+                    kept.push(c);
+                }
+            }
+        }
+    }
     // An include adds a job only when it cannot merge into an existing combination, i.e. when
     // one of its dimension values matches none.
-    let extra = m
+    let extra: Vec<Cell> = m
         .include
         .iter()
         .filter(|e| {
             let overwrites_dimension = e.keys().any(|k| k == "os" || k == "python");
-            overwrites_dimension && !kept.iter().any(|c| matches(e, *c))
+            overwrites_dimension && !kept.iter().any(|c| matches(e, c))
         })
-        .count();
-    kept.len() + extra
+        .map(|e| Cell {
+            os: e.get("os").cloned(),
+            python: e.get("python").cloned(),
+        })
+        .collect();
+    kept.extend(extra);
+    kept
 }
 
 #[cfg(test)]
@@ -118,6 +146,10 @@ mod tests {
         );
         assert_eq!(m.job_count, 7);
         assert!(!m.json.contains('\n'));
+        let names: Vec<String> = cells(&spec()).iter().map(Cell::name).collect();
+        assert_eq!(names.len(), 7);
+        assert!(names.contains(&"windows-latest-py3.9".to_string()));
+        assert!(!names.contains(&"windows-latest-py3.8".to_string()));
     }
 
     /// An include with a new OS adds a job; one that only adds a key does not.

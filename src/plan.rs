@@ -83,8 +83,11 @@ pub struct Skip {
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedGate {
     pub name: String,
-    /// argv with `{deploy_url}`, `{image}`, `{sha}` substituted.
+    /// argv with `{deploy_url}`, `{image}`, `{sha}` substituted; empty for a report-only gate.
     pub argv: Vec<String>,
+    /// What a report-only gate reads (the matrix jobs' uploaded reports).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reads: Option<String>,
     pub parser: ParserKind,
     pub phase: GatePhase,
     #[serde(with = "crate::policy::model::duration_text")]
@@ -93,6 +96,16 @@ pub struct PlannedGate {
     pub coverage_min: Option<Ratio>,
     /// Human-readable thresholds, most decisive first.
     pub thresholds: Vec<String>,
+}
+
+impl PlannedGate {
+    /// The command line, or for a report-only gate what it reads.
+    pub fn command(&self) -> String {
+        match &self.reads {
+            Some(r) => format!("reads the test matrix's {r}"),
+            None => self.argv.join(" "),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -384,6 +397,11 @@ fn planned_gate(g: &GateSpec, subst: &dyn Fn(&str) -> String, floor: Option<Rati
     PlannedGate {
         name: g.name.clone(),
         argv: g.run.iter().map(|a| subst(a)).collect(),
+        reads: g
+            .run
+            .is_empty()
+            .then(|| g.report.as_ref().map(|r| r.display().to_string()))
+            .flatten(),
         parser: g.parser,
         phase: g.phase,
         timeout: g.timeout,
@@ -646,7 +664,7 @@ impl Plan {
                     GatePhase::PreDeploy => "",
                     GatePhase::PostDeploy => " [after deploy]",
                 };
-                let _ = writeln!(o, "  {:>2}. {}{phase}: {}", i + 1, g.name, g.argv.join(" "));
+                let _ = writeln!(o, "  {:>2}. {}{phase}: {}", i + 1, g.name, g.command());
                 let _ = writeln!(
                     o,
                     "      timeout {}; {}",
@@ -743,7 +761,7 @@ impl Plan {
                     "| {} | {} | {} | {} |",
                     i + 1,
                     md_code(&g.name),
-                    md_code(&g.argv.join(" ")),
+                    md_code(&g.command()),
                     md_text(&g.thresholds.join("; "))
                 );
             }

@@ -97,6 +97,56 @@ async fn image_of(admin: &kube::Client, ns: &str) -> Option<String> {
     d.spec?.template.spec?.containers.first()?.image.clone()
 }
 
+/// One request a vendor stand-in received.
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    /// `DD-API-KEY` or `Authorization`, whichever came.
+    auth: String,
+    body: serde_json::Value,
+}
+
+/// A Datadog / Sentry API stand-in on loopback: records every POST and answers `status`.
+async fn vendor_stand_in(status: u16) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = got.clone();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let seen = seen.clone();
+        async move {
+            let path = req.uri().path().to_string();
+            let h = req.headers();
+            let auth = h
+                .get("dd-api-key")
+                .or_else(|| h.get("authorization"))
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+            seen.lock().unwrap().push(Received { path, auth, body });
+            axum::http::StatusCode::from_u16(status).unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), got)
+}
+
+/// The binary's Datadog and Sentry settings, pointed at the stand-ins.
+fn vendor_env<'a>(dd: &'a str, sentry: &'a str) -> [(&'static str, &'a str); 6] {
+    [
+        ("FM_DEPLOY_DATADOG_API_KEY", "dd-key-123"),
+        ("FM_DEPLOY_DATADOG_SITE", dd),
+        ("FM_DEPLOY_SENTRY_URL", sentry),
+        ("FM_DEPLOY_SENTRY_AUTH_TOKEN", "sntrys-token-456"),
+        ("FM_DEPLOY_SENTRY_ORG", "org"),
+        ("FM_DEPLOY_SENTRY_PROJECT", "web-app"),
+    ]
+}
+
 fn deployer_kubeconfig(fx: &Fixture) -> PathBuf {
     fx.tb
         .env
@@ -137,7 +187,11 @@ async fn binary_direct_deploy() -> anyhow::Result<()> {
     );
 
     let (hook, posts) = support_slack::stand_in("/services/T000/B000/XXXX").await;
-    let (out, _) = deploy_with(dir.path(), &kc, "v2", &[("FM_DEPLOY_SLACK_WEBHOOK", &hook)]).await;
+    let (dd, dd_got) = vendor_stand_in(202).await;
+    let (sentry, sentry_got) = vendor_stand_in(201).await;
+    let mut vendors = vendor_env(&dd, &sentry).to_vec();
+    vendors.push(("FM_DEPLOY_SLACK_WEBHOOK", hook.as_str()));
+    let (out, _) = deploy_with(dir.path(), &kc, "v2", &vendors).await;
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -163,6 +217,66 @@ async fn binary_direct_deploy() -> anyhow::Result<()> {
     assert!(
         report.contains("## Deploy to `dev`: deployed example/web:v2"),
         "{report}"
+    );
+    // Datadog: one v1 event as the deploy starts and one as it succeeds, keyed by DD-API-KEY.
+    let dd_got = dd_got.lock().unwrap().clone();
+    assert_eq!(dd_got.len(), 2, "{dd_got:#?}");
+    for (r, alert) in dd_got.iter().zip(["info", "success"]) {
+        assert_eq!(
+            (r.path.as_str(), r.auth.as_str()),
+            ("/api/v1/events", "dd-key-123")
+        );
+        assert_eq!(r.body["alert_type"], alert, "{r:?}");
+        assert!(
+            r.body["title"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("web ")),
+            "{r:?}"
+        );
+        assert!(
+            r.body["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("example/web:v2"))
+        );
+        let tags = r.body["tags"].as_array().cloned().unwrap_or_default();
+        assert!(tags.contains(&serde_json::json!("env:dev")), "{tags:?}");
+        assert!(tags.contains(&serde_json::json!("version:v2")), "{tags:?}");
+        assert!(r.body["aggregation_key"].is_string());
+    }
+    // Sentry: the release at the start, again (idempotent) at the end, then its deploy to `dev`.
+    let sentry_got = sentry_got.lock().unwrap().clone();
+    let paths: Vec<&str> = sentry_got.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/0/organizations/org/releases/",
+            "/api/0/organizations/org/releases/",
+            "/api/0/organizations/org/releases/web@v2/deploys/"
+        ]
+    );
+    assert!(
+        sentry_got
+            .iter()
+            .all(|r| r.auth == "Bearer sntrys-token-456")
+    );
+    assert_eq!(
+        sentry_got[0].body,
+        serde_json::json!({"version": "web@v2", "projects": ["web-app"]})
+    );
+    let d = &sentry_got[2].body;
+    assert_eq!(d["environment"], "dev");
+    assert!(
+        d["dateStarted"].is_string() && d["dateFinished"].is_string(),
+        "{d}"
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !all.contains("dd-key-123") && !all.contains("sntrys-token-456"),
+        "keys are secrets"
     );
     fx.finish().await
 }
@@ -194,7 +308,12 @@ async fn binary_rolling_post_deploy_failure_rolls_back() -> anyhow::Result<()> {
         dir.path().join("policy.yml"),
         policy(&fx.ns, &router.url(), "rolling", true),
     )?;
-    let (out, outputs) = deploy(dir.path(), &kc, "v2").await;
+    // Datadog and Sentry both down (500): notifications are best effort, the run ends as the
+    // rollback says; Datadog was told of the start and the rollback (an error event).
+    let (dd, dd_got) = vendor_stand_in(500).await;
+    let (sentry, sentry_got) = vendor_stand_in(500).await;
+    let vendors = vendor_env(&dd, &sentry);
+    let (out, outputs) = deploy_with(dir.path(), &kc, "v2", &vendors).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -203,6 +322,35 @@ async fn binary_rolling_post_deploy_failure_rolls_back() -> anyhow::Result<()> {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(outputs.contains("rolled-back=true"), "{outputs}");
+    let alerts: Vec<String> = dd_got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.body["alert_type"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(alerts, ["info", "error"]);
+    let sentry_paths: Vec<String> = sentry_got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(
+        sentry_paths,
+        ["/api/0/organizations/org/releases/"],
+        "a rolled-back version gets no Sentry deploy"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("deliver the Datadog notification"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("dd-key-123") && !stderr.contains("sntrys-token-456"));
     assert!(stdout.contains("smoke-tests"), "{stdout}");
     assert_eq!(
         image_of(&fx.admin, &fx.ns).await.as_deref(),

@@ -309,3 +309,50 @@ fn all_problems_at_once() {
     assert!(msg.contains("4 problem(s)"), "{msg}");
     insta::assert_snapshot!(msg);
 }
+
+bad_policy!(
+    report_glob_with_run,
+    "A report glob reads uploaded files: it cannot go with `run`.",
+    "lint: {run: [flake8, .], parser: flake8}",
+    "lint: {run: [pytest], parser: junit, report: \"reports/tests-*/junit.xml\"}"
+);
+bad_policy!(
+    gate_without_run_or_report,
+    "A gate with neither `run` nor `report` does nothing and is refused.",
+    "lint: {run: [flake8, .], parser: flake8}",
+    "lint: {parser: junit}"
+);
+bad_policy!(
+    out_inside_a_path,
+    "`{out}` may only start a report path; a report-only gate has no `{out}`.",
+    "lint: {run: [flake8, .], parser: flake8}",
+    "lint: {run: [pytest], parser: junit, report: \"x/{out}/a.xml\"}\n  cov: {parser: junit, report: \"{out}/a.xml\"}"
+);
+bad_policy!(
+    report_only_glob_shape,
+    "A report-only gate reads JUnit or Cobertura, through one `*` and no other pattern.",
+    "lint: {run: [flake8, .], parser: flake8}",
+    "lint: {parser: flake8, report: \"reports/*/*.txt\"}\n  cov: {parser: cobertura, report: \"reports/t-?/c.xml\"}"
+);
+
+/// A report-only gate (no `run`, one `*` in `report` and `coverage`) and `{out}` report paths load.
+#[test]
+fn report_only_and_out_paths_load() {
+    let text = BASE.replacen(
+        "lint: {run: [flake8, .], parser: flake8}",
+        "lint: {parser: junit, report: \"reports/tests-*/junit.xml\", coverage: \"reports/tests-*/coverage.xml\"}\n  unit: {run: [pytest, \"--junitxml={out}/u.xml\"], parser: junit, report: \"{out}/u.xml\"}",
+        1,
+    );
+    let p = load_str(&text, Path::new("p.yml")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(p.gates["lint"].run.is_empty());
+    assert_eq!(
+        p.gates["unit"].report.as_deref(),
+        Some(Path::new("{out}/u.xml"))
+    );
+}
+bad_policy!(
+    install_as_one_string,
+    "The install step is an argument list like `run`, never a shell string.",
+    "tiers:",
+    "install: [\"pip install -r requirements.txt\"]\ntiers:"
+);

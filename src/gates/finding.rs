@@ -70,6 +70,10 @@ pub struct Finding {
     pub end_column: Option<u32>,
     pub message: String,
     pub help_url: Option<String>,
+    /// Longer text for people (a failed test's full message and traceback): the annotation's raw
+    /// details. Never part of the fingerprint (tracebacks hold addresses that change every run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
     /// Stable across runs and line shifts: tool, rule, path and a digest of the message.
     pub fingerprint: String,
     /// What kind of problem this is, where the verdict treats kinds differently (secrets and denied
@@ -112,6 +116,7 @@ impl Finding {
             end_column: None,
             message: message.into(),
             help_url: None,
+            details: None,
             fingerprint: String::new(),
             class: FindingClass::General,
         };
@@ -135,6 +140,16 @@ impl Finding {
 
     pub fn classed(mut self, class: FindingClass) -> Self {
         self.class = class;
+        self
+    }
+
+    pub fn detailed(mut self, text: impl Into<String>) -> Self {
+        let text = text.into();
+        self.details = if text.trim().is_empty() {
+            None
+        } else {
+            Some(text)
+        };
         self
     }
 

@@ -11,11 +11,14 @@
 use crate::gates::approvals;
 use crate::gates::diff::{DiffIndex, git_diff_argv, parse_unified_diff};
 use crate::gates::exceptions::{Exception, parse_exceptions};
+use crate::gates::matrix_reports;
 use crate::gates::outcome::{
     Captured as Cap, GateOutcome, TAIL_BYTES, classify, install_hint, relativize,
 };
 use crate::gates::parsers::{self, Metrics, pip_licenses};
+use crate::gates::project_env::{self, EnvValues};
 use crate::gates::runner::{Captured, ExecOutcome, ToolCommand, ToolRunner, tail_text};
+use crate::gates::scratch::{self, Scratch};
 use crate::policy::base::PolicyOrigin;
 use crate::policy::model::{DiffScope, GatePhase, GateSpec, ParserKind, Policy, TierSpec};
 use crate::verdict::{GateInput, Verdict, VerdictContext, decide};
@@ -223,13 +226,49 @@ pub async fn run_gates_with_hooks<R: ToolRunner, L: LabelApprovals, H: GateHooks
         n => n,
     };
     let sem = Arc::new(Semaphore::new(parallelism));
+    // The cells whose uploaded reports report-only gates expect.
+    let cells: Option<Vec<String>> = tier
+        .matrix
+        .as_ref()
+        .and_then(|m| policy.matrices.get(m))
+        .map(|m| {
+            crate::matrix::cells(m)
+                .iter()
+                .map(crate::matrix::Cell::name)
+                .collect()
+        });
+    // The policy's install step, once, before any gate that runs a tool.
+    let project = if policy.install.is_empty() || specs.iter().all(|s| s.run.is_empty()) {
+        Ok(None)
+    } else {
+        project_env::prepare(
+            &policy.install,
+            &ctx.workspace,
+            policy.runner.default_timeout,
+            policy.runner.output_cap,
+            runner,
+        )
+        .await
+        .map(Some)
+    };
+    let values = EnvValues::of(project.as_ref().ok().and_then(Option::as_ref));
     let runs_fut = specs.iter().map(|spec| {
         let sem = Arc::clone(&sem);
+        let cells = cells.as_deref();
+        let (project, values) = (&project, &values);
         async move {
             // The semaphore is never closed, so acquire cannot fail; if it did, run unbounded.
             let _permit = sem.acquire().await.ok();
             hooks.gate_started(&spec.name).await;
-            run_one(spec, ctx, policy.runner.output_cap, runner).await
+            match (spec.run.is_empty(), project) {
+                (true, _) => {
+                    matrix_reports::run(spec, &ctx.workspace, cells, policy.runner.output_cap).await
+                }
+                (false, Err(e)) => project_env::install_failed(spec, e),
+                (false, Ok(_)) => {
+                    run_one(spec, ctx, policy.runner.output_cap, runner, values).await
+                }
+            }
         }
     });
     let mut runs: Vec<GateRun> = futures::future::join_all(runs_fut).await;
@@ -343,10 +382,17 @@ fn placeholder(name: &str) -> GateSpec {
     }
 }
 
-/// The gate's argv with `{deploy_url}` and `{image}` replaced: the only substitutions, each
-/// inside one argument (no shell ever sees them). A placeholder with no value stays as written,
-/// so the tool fails visibly rather than running on an empty argument.
-pub fn gate_argv(spec: &GateSpec, deploy_url: Option<&str>, image: Option<&str>) -> Vec<String> {
+/// The gate's argv with `{deploy_url}`, `{image}`, `{out}` (the gate's scratch output folder),
+/// `{python}` and `{site_packages}` (the project environment, see `project_env`) replaced: the only substitutions, each inside one argument (no shell ever sees them). A
+/// placeholder with no value stays as written, so the tool fails visibly rather than running on an
+/// empty argument.
+pub fn gate_argv(
+    spec: &GateSpec,
+    deploy_url: Option<&str>,
+    image: Option<&str>,
+    out: Option<&Path>,
+    project: &EnvValues,
+) -> Vec<String> {
     spec.run
         .iter()
         .map(|a| {
@@ -357,7 +403,10 @@ pub fn gate_argv(spec: &GateSpec, deploy_url: Option<&str>, image: Option<&str>)
             if let Some(i) = image {
                 a = a.replace("{image}", i);
             }
-            a
+            if let Some(o) = out {
+                a = scratch::substitute(&a, o);
+            }
+            project.substitute(&a)
         })
         .collect()
 }
@@ -368,12 +417,22 @@ pub async fn run_one<R: ToolRunner>(
     ctx: &GateContext,
     output_cap: u64,
     runner: &R,
+    project: &EnvValues,
 ) -> GateRun {
     let cwd = match &spec.working_dir {
         Some(w) => ctx.workspace.join(w),
         None => ctx.workspace.clone(),
     };
-    let argv = gate_argv(spec, ctx.deploy_url.as_deref(), ctx.image.as_deref());
+    // Caches and `{out}` reports live here, never in the checkout; removed when the gate ends.
+    let scratch = Scratch::new(&spec.name);
+    let out = scratch.as_ref().map(Scratch::out).ok();
+    let argv = gate_argv(
+        spec,
+        ctx.deploy_url.as_deref(),
+        ctx.image.as_deref(),
+        out.as_deref(),
+        project,
+    );
     let base = GateRun {
         gate: spec.name.clone(),
         parser: spec.parser,
@@ -384,10 +443,29 @@ pub async fn run_one<R: ToolRunner>(
         stdout_dropped: 0,
         stderr_dropped: 0,
     };
-    // A report left by an earlier run must never be read as this run's result.
+    let (scratch, out) = match (scratch, out) {
+        (Ok(s), Some(o)) => (s, o),
+        (Err(e), _) => {
+            return GateRun {
+                outcome: GateOutcome::FailedToStart {
+                    program: argv.first().cloned().unwrap_or_default(),
+                    missing: false,
+                    message: format!("create the gate's temporary directory: {e}"),
+                },
+                ..base
+            };
+        }
+        (Ok(s), None) => {
+            let o = s.out();
+            (s, o)
+        }
+    };
+    let at = |p: &Path| scratch::resolve(p, &ctx.workspace, &out);
+    // A report left by an earlier run must never be read as this run's result (`{out}` is fresh).
     for p in [spec.report.as_ref(), spec.coverage.as_ref()]
         .into_iter()
         .flatten()
+        .filter(|p| !scratch::in_out(p))
     {
         let path = ctx.workspace.join(p);
         if let Err(e) = tokio::fs::remove_file(&path).await
@@ -404,10 +482,16 @@ pub async fn run_one<R: ToolRunner>(
             };
         }
     }
+    let mut env = scratch.env();
+    env.extend(
+        spec.env
+            .iter()
+            .map(|(k, v)| (k.clone(), project.substitute(&scratch::substitute(v, &out)))),
+    );
     let cmd = ToolCommand {
         argv: argv.clone(),
         cwd: cwd.clone(),
-        env: spec.env.clone(),
+        env,
         timeout: spec.timeout,
         output_cap,
     };
@@ -457,7 +541,7 @@ pub async fn run_one<R: ToolRunner>(
         } => (status, stdout, stderr),
     };
     let report = match &spec.report {
-        Some(p) => match read_capped(&ctx.workspace.join(p), output_cap).await {
+        Some(p) => match read_capped(&at(p), output_cap).await {
             Ok(c) => Some(c),
             Err(e) => {
                 // Classify as if the output were empty, so an unexpected exit code still reads
@@ -507,7 +591,7 @@ pub async fn run_one<R: ToolRunner>(
     if outcome.parsed_cleanly()
         && let Some(cov) = &spec.coverage
     {
-        match read_capped(&ctx.workspace.join(cov), output_cap).await {
+        match read_capped(&at(cov), output_cap).await {
             Ok(c) => match parsers::cobertura::parse(&c.bytes) {
                 Ok(p) => metrics.coverage = p.metrics.coverage,
                 Err(e) => {
@@ -541,14 +625,7 @@ pub async fn run_one<R: ToolRunner>(
         };
     }
     if let GateOutcome::Findings { findings } = &mut outcome {
-        let abs = std::fs::canonicalize(&cwd).unwrap_or_else(|_| cwd.clone());
-        relativize(findings, &abs, spec.working_dir.as_deref());
-        if abs != cwd {
-            relativize(findings, &cwd, None);
-        }
-        for f in findings.iter_mut() {
-            f.gate = spec.name.clone();
-        }
+        tidy_findings(findings, spec, &cwd);
     }
     GateRun {
         outcome,
@@ -560,9 +637,25 @@ pub async fn run_one<R: ToolRunner>(
     }
 }
 
+/// Findings' paths relative to the workspace (the tool ran in `cwd`), and the gate's name on each.
+pub(crate) fn tidy_findings(
+    findings: &mut [crate::gates::finding::Finding],
+    spec: &GateSpec,
+    cwd: &Path,
+) {
+    let abs = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+    relativize(findings, &abs, spec.working_dir.as_deref());
+    if abs != cwd {
+        relativize(findings, cwd, None);
+    }
+    for f in findings.iter_mut() {
+        f.gate = spec.name.clone();
+    }
+}
+
 /// Reads a report file, keeping at most `cap` bytes. A file already longer than the cap is not
 /// read at all: its whole length past the cap counts as dropped, which fails the gate.
-async fn read_capped(path: &Path, cap: u64) -> std::io::Result<Captured> {
+pub(crate) async fn read_capped(path: &Path, cap: u64) -> std::io::Result<Captured> {
     use tokio::io::AsyncReadExt;
     let f = tokio::fs::File::open(path).await?;
     let len = f.metadata().await?.len();
@@ -675,6 +768,8 @@ mod tests {
             &spec,
             Some("https://x; rm -rf /"),
             Some("ghcr.io/o/a:1 --exit-code 0"),
+            None,
+            &EnvValues::default(),
         );
         assert_eq!(
             argv,
@@ -685,6 +780,9 @@ mod tests {
                 "--url=https://x; rm -rf /"
             ]
         );
-        assert_eq!(gate_argv(&spec, None, None)[2], "{image}");
+        assert_eq!(
+            gate_argv(&spec, None, None, None, &EnvValues::default())[2],
+            "{image}"
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! the file system beyond the one read in `load_file`.
 
 use super::decode::{Decoder, Fields, Problem, did_you_mean, is_dns_label, is_quantity, join};
+use super::gate_io;
 use super::model::*;
 use super::yaml::{self, Node, NodeKind, Pos};
 use crate::budget;
@@ -109,6 +110,7 @@ const TOP_KEYS: &[&str] = &[
     "overrides",
     "notify",
     "runner",
+    "install",
 ];
 
 pub const PARSERS: &[(&str, ParserKind)] = &[
@@ -191,7 +193,13 @@ fn decode_policy(d: &mut Decoder, root: &Node, path: &Path) -> Option<Policy> {
         .and_then(|n| decode_notify(d, n))
         .unwrap_or_default();
 
+    let install = f
+        .get("install")
+        .map(|v| command(d, v, "install"))
+        .unwrap_or_default();
+
     Some(Policy {
+        install,
         source: path.to_path_buf(),
         app: app?,
         branches,
@@ -393,25 +401,12 @@ fn decode_gate(
     runner: &RunnerSpec,
 ) -> Option<GateSpec> {
     let f = d.fields(n, path, GATE_KEYS)?;
-    let run = d
-        .require(&f, "run")
-        .map(|v| d.string_list(v, &f.child("run")));
-    if let (Some(run), Some(v)) = (&run, f.get("run")) {
-        if run.is_empty() {
-            d.error(
-                v.pos,
-                &f.child("run"),
-                "the command must have at least the program name",
-            );
-        } else if run[0].contains(' ') && run.len() == 1 {
-            d.error_hint(
-                v.pos,
-                &f.child("run"),
-                "the command is one string with spaces",
-                Some("write it as a list of arguments; commands never run through a shell".into()),
-            );
-        }
-    }
+    // No `run`: a report-only gate (checked with `report` below).
+    let run = Some(
+        f.get("run")
+            .map(|v| command(d, v, &f.child("run")))
+            .unwrap_or_default(),
+    );
     let parser = d
         .require(&f, "parser")
         .and_then(|v| d.choice(v, &f.child("parser"), PARSERS));
@@ -502,6 +497,17 @@ fn decode_gate(
         Some(v) => d.u32_in(v, &f.child("annotation_budget"), 0, 100_000),
         None => Some(1000),
     };
+    let io_paths: Vec<gate_io::PathKey<'_>> = [("report", &report), ("coverage", &coverage)]
+        .into_iter()
+        .filter_map(|(k, p)| {
+            Some(gate_io::PathKey {
+                node: f.get(k)?,
+                key_path: f.child(k),
+                value: p.as_deref()?,
+            })
+        })
+        .collect();
+    gate_io::check(d, path, n, f.has("run"), parser, &io_paths);
     if let (Some(parser), Some(v)) = (parser, f.get("parser")) {
         let needs_budgets = matches!(parser, ParserKind::Perf | ParserKind::K6);
         if needs_budgets && budgets.is_none() {
@@ -537,6 +543,26 @@ fn decode_gate(
         working_dir,
         annotation_budget: annotation_budget?,
     })
+}
+
+/// An argv list: at least the program, and not one string with spaces (never a shell).
+fn command(d: &mut Decoder, v: &Node, path: &str) -> Vec<String> {
+    let run = d.string_list(v, path);
+    if run.is_empty() {
+        d.error(
+            v.pos,
+            path,
+            "the command must have at least the program name",
+        );
+    } else if run[0].contains(' ') && run.len() == 1 {
+        d.error_hint(
+            v.pos,
+            path,
+            "the command is one string with spaces",
+            Some("write it as a list of arguments; commands never run through a shell".into()),
+        );
+    }
+    run
 }
 
 fn relative_path(d: &mut Decoder, n: &Node, path: &str) -> Option<PathBuf> {

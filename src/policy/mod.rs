@@ -3,6 +3,7 @@
 
 pub mod base;
 pub mod decode;
+pub mod gate_io;
 pub mod load;
 pub mod model;
 pub mod yaml;

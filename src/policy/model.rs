@@ -71,6 +71,9 @@ pub struct Policy {
     pub overrides: Option<OverrideSpec>,
     pub notify: NotifySpec,
     pub runner: RunnerSpec,
+    /// argv run once before the gates into the project's own virtualenv (`pip install -r
+    /// requirements.txt`); empty: none. See `gates::project_env`.
+    pub install: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -172,10 +175,13 @@ pub enum GatePhase {
 #[derive(Debug, Clone, Serialize)]
 pub struct GateSpec {
     pub name: String,
-    /// argv; never through a shell. `{deploy_url}` in an argument is the only substitution.
+    /// argv; never through a shell. `{deploy_url}`, `{image}` and `{out}` (the gate's own
+    /// temporary folder) are the only substitutions, each inside one argument. Empty: a
+    /// report-only gate, reading the files the matrix jobs uploaded (see `policy::gate_io`).
     pub run: Vec<String>,
     pub parser: ParserKind,
-    /// Read this file (relative to the workspace) instead of stdout.
+    /// Read this file instead of stdout: relative to the workspace, or `{out}/…`. In a
+    /// report-only gate it may hold one `*`, matching each matrix cell's folder.
     pub report: Option<PathBuf>,
     #[serde(with = "duration_text")]
     pub timeout: Duration,
@@ -184,7 +190,8 @@ pub struct GateSpec {
     pub severity: BTreeMap<Severity, Action>,
     /// Block when more than this many findings count (e.g. `0` for "zero lint errors").
     pub block_over: Option<u32>,
-    /// Cobertura XML written by this gate's run, checked against the tier / environment minimum.
+    /// Cobertura XML written by this gate's run (or, with one `*`, uploaded by each matrix cell and
+    /// merged), checked against the tier / environment minimum.
     pub coverage: Option<PathBuf>,
     /// Minimum coverage for this gate; a tier's or environment's minimum overrides when higher.
     pub coverage_min: Option<Ratio>,

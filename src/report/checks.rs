@@ -355,10 +355,12 @@ fn annotation_for(f: &Finding) -> Option<Annotation> {
     } else {
         f.message.clone()
     };
-    let raw_details = f
-        .help_url
-        .as_deref()
-        .map(|u| truncate_bytes(u, MAX_ANNOTATION_FIELD_BYTES));
+    let raw_details = match (f.details.as_deref(), f.help_url.as_deref()) {
+        (Some(d), Some(u)) => Some(format!("{d}\n\n{u}")),
+        (Some(d), None) => Some(d.to_string()),
+        (None, u) => u.map(str::to_string),
+    }
+    .map(|t| truncate_bytes(&t, MAX_ANNOTATION_FIELD_BYTES));
     Some(Annotation {
         path,
         start_line,

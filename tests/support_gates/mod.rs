@@ -223,6 +223,25 @@ pub fn policy(
             default_timeout: Duration::from_secs(900),
             output_cap: 64 * 1024 * 1024,
         },
+        install: vec![],
+    }
+}
+
+/// The real process runner with the tools venv first on PATH unless the command sets its own
+/// (the container image has the tools on its PATH; the test process does not).
+pub struct WithPath(pub String);
+
+impl fm_deploy::gates::runner::ToolRunner for WithPath {
+    fn run(
+        &self,
+        cmd: &fm_deploy::gates::runner::ToolCommand,
+    ) -> impl std::future::Future<Output = fm_deploy::gates::runner::ExecOutcome> + Send {
+        use fm_deploy::gates::runner::ProcessRunner;
+        let mut cmd = cmd.clone();
+        cmd.env
+            .entry("PATH".into())
+            .or_insert_with(|| self.0.clone());
+        async move { ProcessRunner.run(&cmd).await }
     }
 }
 

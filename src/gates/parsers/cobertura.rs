@@ -1,16 +1,60 @@
 //! Cobertura XML (coverage.py `xml`): the root's `line-rate` is the coverage metric. No findings:
 //! the verdict compares the metric with the minimum.
+//!
+//! Reports of several matrix jobs merge by their lines, not their rates: a line counts as covered
+//! when any job covered it ([`Lines`], [`merged_rate`]).
 
 use super::{Metrics, ParseError, Parsed};
-use quick_xml::events::Event;
+use quick_xml::events::{BytesStart, Event};
+use std::collections::BTreeMap;
 
 const FORMAT: &str = "cobertura xml";
 
+/// Per file (`class filename`, `/`-separated), per line number: whether it was hit.
+pub type Lines = BTreeMap<String, BTreeMap<u32, bool>>;
+
 pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
+    let (rate, _) = read(bytes)?;
+    Ok(Parsed {
+        findings: Vec::new(),
+        metrics: Metrics {
+            coverage: Some(rate),
+            ..Metrics::default()
+        },
+    })
+}
+
+/// The report's lines, for merging with other jobs' reports.
+pub fn lines(bytes: &[u8]) -> Result<Lines, ParseError> {
+    read(bytes).map(|(_, l)| l)
+}
+
+/// Line coverage of the union: lines covered in any report over lines known to any report.
+/// `None` when no report lists a line.
+pub fn merged_rate<'a>(reports: impl IntoIterator<Item = &'a Lines>) -> Option<f64> {
+    let mut all: BTreeMap<(&str, u32), bool> = BTreeMap::new();
+    for r in reports {
+        for (file, lines) in r {
+            for (n, hit) in lines {
+                *all.entry((file.as_str(), *n)).or_default() |= *hit;
+            }
+        }
+    }
+    let covered = all.values().filter(|h| **h).count();
+    (!all.is_empty()).then(|| covered as f64 / all.len() as f64)
+}
+
+fn attr(e: &BytesStart<'_>, name: &[u8]) -> Result<Option<String>, ParseError> {
+    super::xml_attr(FORMAT, e, name)
+}
+
+fn read(bytes: &[u8]) -> Result<(f64, Lines), ParseError> {
     let mut r = quick_xml::Reader::from_reader(bytes);
     let mut buf = Vec::new();
     let mut rate: Option<f64> = None;
     let mut root_seen = false;
+    let mut lines = Lines::new();
+    let mut file: Option<String> = None;
     // Read to the end: a report cut short (open elements at the end) is not trusted.
     let mut depth = 0usize;
     loop {
@@ -33,6 +77,30 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
             }
             _ => None,
         };
+        if let Some(e) = start.as_ref().filter(|_| root_seen) {
+            match e.name().as_ref() {
+                b"class" => {
+                    file = attr(e, b"filename")?.map(|f| f.replace('\\', "/"));
+                }
+                b"line" => {
+                    let number = attr(e, b"number")?.and_then(|n| n.trim().parse::<u32>().ok());
+                    let hits = attr(e, b"hits")?.and_then(|n| n.trim().parse::<u64>().ok());
+                    match (&file, number, hits) {
+                        (Some(f), Some(n), Some(h)) => {
+                            *lines.entry(f.clone()).or_default().entry(n).or_default() |= h > 0;
+                        }
+                        (Some(_), _, _) => {
+                            return Err(ParseError::shape(
+                                FORMAT,
+                                "a line without a numeric number and hits",
+                            ));
+                        }
+                        (None, _, _) => {}
+                    }
+                }
+                _ => {}
+            }
+        }
         if let Some(e) = start.filter(|_| !root_seen) {
             if e.name().as_ref() != b"coverage" {
                 return Err(ParseError::shape(FORMAT, "root element is not coverage"));
@@ -70,13 +138,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
     }
     let rate =
         rate.ok_or_else(|| ParseError::shape(FORMAT, "coverage element has no line-rate"))?;
-    Ok(Parsed {
-        findings: Vec::new(),
-        metrics: Metrics {
-            coverage: Some(rate),
-            ..Metrics::default()
-        },
-    })
+    Ok((rate, lines))
 }
 
 #[cfg(test)]
@@ -101,6 +163,30 @@ mod tests {
                 .coverage,
             Some(0.8191)
         );
+    }
+
+    /// Two jobs' reports merge by the union of covered lines: a file half covered on one OS and
+    /// the other half on the other is fully covered, not 50 %.
+    #[test]
+    fn merge_is_the_union_of_covered_lines() {
+        let doc = |hits: [u32; 4]| {
+            let lines: String = hits
+                .iter()
+                .enumerate()
+                .map(|(i, h)| format!(r#"<line number="{}" hits="{h}"/>"#, i + 1))
+                .collect();
+            format!(
+                r#"<coverage line-rate="0.5"><packages><package><classes><class filename="app\x.py"><lines>{lines}</lines></class></classes></package></packages></coverage>"#
+            )
+        };
+        let a = lines(doc([1, 1, 0, 0]).as_bytes()).unwrap();
+        let b = lines(doc([0, 0, 3, 0]).as_bytes()).unwrap();
+        assert_eq!(a["app/x.py"].len(), 4);
+        assert_eq!(merged_rate([&a, &b]), Some(0.75));
+        assert_eq!(merged_rate([&a]), Some(0.5));
+        let real = lines(&fixture("coverage/findings.cobertura.xml")).unwrap();
+        let rate = merged_rate([&real, &real]).unwrap();
+        assert!((rate - 0.2764).abs() < 0.0001, "{rate}");
     }
 
     /// "No data to report" (coverage's own stdout) is not a report.

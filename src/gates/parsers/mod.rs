@@ -152,6 +152,24 @@ pub fn parse(kind: ParserKind, bytes: &[u8]) -> Result<Parsed, ParseError> {
     }
 }
 
+/// An XML element's attribute, unescaped, naming the format in the error.
+pub(crate) fn xml_attr(
+    format: &'static str,
+    e: &quick_xml::events::BytesStart<'_>,
+    name: &[u8],
+) -> Result<Option<String>, ParseError> {
+    for a in e.attributes() {
+        let a = a.map_err(|x| ParseError::syntax(format, x))?;
+        if a.key.as_ref() == name {
+            let v = a
+                .unescape_value()
+                .map_err(|x| ParseError::syntax(format, x))?;
+            return Ok(Some(v.into_owned()));
+        }
+    }
+    Ok(None)
+}
+
 /// Decodes JSON into `T`, naming the format in the error.
 pub(crate) fn json<'a, T: serde::Deserialize<'a>>(
     format: &'static str,
