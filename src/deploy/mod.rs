@@ -7,6 +7,7 @@ pub mod bluegreen_run;
 pub mod cluster;
 pub mod colors;
 pub mod health;
+pub mod lease;
 pub mod manifests;
 pub mod metrics;
 pub mod predeploy;
