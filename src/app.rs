@@ -1067,7 +1067,10 @@ fn metrics_for(
         // mistake fail fast rather than reach the network.
         (None, false) => "http://127.0.0.1:9".to_string(),
     };
-    PrometheusClient::new(&base, std::time::Duration::from_secs(5))
+    PrometheusClient::new(
+        &base,
+        crate::deploy::metrics::query_timeout(env.rollback.sample_every),
+    )
         .map_err(|e| ActionError::Usage(format!("{e}")))
 }
 
@@ -1186,7 +1189,7 @@ async fn blue_green(
     let (conclusion, line) = match &report.end {
         RunEnd::Paused => (
             CheckConclusion::Neutral,
-            "paused before the switch: a `promote` run continues".to_string(),
+            crate::deploy::bg_summary::paused_text(&report.state),
         ),
         RunEnd::Finished(o) => match o {
             BgOutcome::Succeeded => (CheckConclusion::Success, "succeeded".to_string()),
@@ -1205,6 +1208,10 @@ async fn blue_green(
             BgOutcome::Refused { reason } => {
                 (CheckConclusion::Failure, format!("refused: {reason}"))
             }
+            BgOutcome::RevertPending { reason } => (
+                CheckConclusion::Failure,
+                format!("revert pending, traffic may be on the failed colour: {reason}"),
+            ),
         },
     };
     if let (Some(s), Some(h)) = (&session, &handle) {

@@ -141,6 +141,8 @@ fn config(url: String) -> BgRunConfig {
         rollback: RollbackSpec {
             sample_every: Duration::from_millis(200),
             on_no_data: NoDataPolicy::Hold,
+            min_data: fm_deploy::policy::model::DEFAULT_MIN_DATA,
+            on_inconclusive: fm_deploy::policy::model::InconclusivePolicy::Rollback,
             triggers: vec![TriggerSpec {
                 name: "error-rate".into(),
                 source: TriggerSource::Prometheus {

@@ -146,6 +146,8 @@ impl Scenario {
             rollback: RollbackSpec {
                 sample_every: Duration::from_secs(1),
                 on_no_data,
+                min_data: fm_deploy::policy::model::DEFAULT_MIN_DATA,
+                on_inconclusive: fm_deploy::policy::model::InconclusivePolicy::Rollback,
                 triggers,
             },
             shift_pause: Duration::from_secs(3),
