@@ -162,6 +162,7 @@ fn config(url: String) -> BgRunConfig {
         holder: "run-7".into(),
         lease_ttl: Duration::from_secs(30),
         lease_wait: Duration::from_secs(1),
+        run_deadline: Duration::from_secs(60),
         probes_per_sample: 1,
         progress_every: Duration::from_secs(10),
         check_run_id: Some(41),

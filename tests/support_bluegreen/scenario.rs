@@ -49,6 +49,17 @@ pub struct Scenario {
 impl Scenario {
     /// Everything up; `images` get an app process each (plus the ones the kubelet never serves).
     pub async fn start(prefix: &str, images: &[&str], canary: bool) -> anyhow::Result<Scenario> {
+        Self::start_via(prefix, images, canary, None).await
+    }
+
+    /// Like `start`, with the release's client talking to the apiserver at `server` (a private
+    /// one a fault test kills); the harness (kubelet, routers, assertions) keeps the shared one.
+    pub async fn start_via(
+        prefix: &str,
+        images: &[&str],
+        canary: bool,
+        server: Option<&str>,
+    ) -> anyhow::Result<Scenario> {
         let tb = Testbed::get()?;
         let client = tb.client().await?;
         let ns = TestNamespace::create(&tb, &client, prefix).await?;
@@ -87,14 +98,17 @@ impl Scenario {
         let deployer = match tb.env.get("FM_TESTBED_DEPLOYER_KUBECONFIG") {
             Some(p) => {
                 let kc = kube::config::Kubeconfig::read_from(p)?;
-                let cfg = kube::Config::from_custom_kubeconfig(
+                let mut cfg = kube::Config::from_custom_kubeconfig(
                     kc,
                     &kube::config::KubeConfigOptions::default(),
                 )
                 .await?;
+                if let Some(s) = server {
+                    cfg.cluster_url = s.parse()?;
+                }
                 Client::try_from(cfg)?
             }
-            None => client.clone(),
+            None => Client::try_from(tb.config_for(server).await?)?,
         };
         let cluster = KubeColors::new(deployer, spec, "production");
         let metrics = PrometheusClient::new(&prom.url, Duration::from_secs(5))?;
@@ -159,6 +173,7 @@ impl Scenario {
             holder: "run-1".into(),
             lease_ttl: Duration::from_secs(30),
             lease_wait: Duration::from_secs(10),
+            run_deadline: Duration::from_secs(120),
             probes_per_sample: 4,
             progress_every: Duration::from_secs(1),
             check_run_id: None,
