@@ -1071,7 +1071,7 @@ fn metrics_for(
         &base,
         crate::deploy::metrics::query_timeout(env.rollback.sample_every),
     )
-        .map_err(|e| ActionError::Usage(format!("{e}")))
+    .map_err(|e| ActionError::Usage(format!("{e}")))
 }
 
 /// One blue-green operation: which, with which image (deploy only), under which GitHub Deployment.

@@ -80,13 +80,14 @@ fn assert_no_loss(hits: &[Hit], faulty: Option<std::net::SocketAddr>) {
 async fn apiserver_killed_in_monitoring_revert_lands_after_restart() -> anyhow::Result<()> {
     let (s, api) = rig("bgf-monitor").await?;
     let port = api.port;
-    s.app(V2).set_knobs(&[("error_rate", "1.0")]).await?;
     let load = Load::start(format!("{}/api/solve", s.live.url()), 100)?;
     let cluster = Watched::new(&s.cluster);
     let cfg = fast(&s, Duration::from_secs(20), vec![error_rate(0.5, 1, 2)]);
     let release = deploy_blue_green(&cluster, &s.metrics, &NoProgress, &cfg, V2, never_cancel());
     let faults = async {
         cluster.wait("switched", MARK_WAIT).await?;
+        // v2 turns faulty once it has the traffic (it passed its health checks healthy).
+        s.app(V2).set_knobs(&[("error_rate", "1.0")]).await?;
         api.kill().await?;
         // The trigger fires with the apiserver gone: the revert is asked for and cannot land.
         cluster.wait("revert", MARK_WAIT).await?;
@@ -134,7 +135,11 @@ async fn apiserver_killed_during_readiness_and_switch_release_succeeds() -> anyh
     let port = api.port;
     let load = Load::start(format!("{}/api/solve", s.live.url()), 100)?;
     let cluster = Watched::new(&s.cluster);
-    let cfg = fast(&s, Duration::from_secs(2), vec![error_rate(0.5, 1, 2)]);
+    let cfg = fast(
+        &s,
+        Duration::from_secs(2),
+        vec![memory(0.95, 1), health(0.5, 1)],
+    );
     let release = deploy_blue_green(&cluster, &s.metrics, &NoProgress, &cfg, V2, never_cancel());
     let faults = async {
         cluster.wait("applied", MARK_WAIT).await?;
@@ -146,10 +151,15 @@ async fn apiserver_killed_during_readiness_and_switch_release_succeeds() -> anyh
     };
     let (r, back) = tokio::join!(release, faults);
     let (r, back) = (r?, back?);
+    assert_eq!(
+        r.end,
+        RunEnd::Finished(Outcome::Succeeded),
+        "{:#?}",
+        r.timeline
+    );
     s.wait_live_on(V2).await?;
     let hits = load.finish().await;
 
-    assert_eq!(r.end, RunEnd::Finished(Outcome::Succeeded), "{:#?}", r.timeline);
     assert_eq!(r.exit_code(), 0);
     assert_eq!(output(&r, "active-color"), "green");
     assert_eq!(s.selector().await.as_deref(), Some("green"));
@@ -167,7 +177,7 @@ async fn prometheus_frozen_in_monitoring_is_inconclusive_and_rolls_back() -> any
     let (s, api) = rig("bgf-promstop").await?;
     let load = Load::start(format!("{}/api/solve", s.live.url()), 100)?;
     let cluster = Watched::new(&s.cluster);
-    let cfg = fast(&s, Duration::from_secs(3), vec![error_rate(0.5, 1, 2)]);
+    let cfg = fast(&s, Duration::from_secs(3), vec![memory(0.95, 1)]);
     let release = deploy_blue_green(&cluster, &s.metrics, &NoProgress, &cfg, V2, never_cancel());
     let faults = async {
         cluster.wait("switched", MARK_WAIT).await?;
@@ -207,7 +217,7 @@ async fn prometheus_frozen_in_monitoring_is_inconclusive_and_rolls_back() -> any
 async fn prometheus_killed_in_monitoring_pauses_for_promote() -> anyhow::Result<()> {
     let (s, api) = rig("bgf-promkill").await?;
     let load = Load::start(format!("{}/api/solve", s.live.url()), 100)?;
-    let mut cfg = fast(&s, Duration::from_secs(3), vec![error_rate(0.5, 1, 2)]);
+    let mut cfg = fast(&s, Duration::from_secs(3), vec![memory(0.95, 1)]);
     cfg.rollback.on_inconclusive = InconclusivePolicy::Pause;
     let r = {
         let cluster = Watched::new(&s.cluster);
@@ -248,7 +258,11 @@ async fn bench_revert_after_apiserver_restart() -> anyhow::Result<()> {
     let mut times = Vec::new();
     for round in 0..10 {
         api.kill().await?;
-        let to = if round % 2 == 0 { Color::Green } else { Color::Blue };
+        let to = if round % 2 == 0 {
+            Color::Green
+        } else {
+            Color::Blue
+        };
         let revert = s
             .cluster
             .revert(Selector::Only(to), &state, false, Duration::from_secs(120));

@@ -129,7 +129,10 @@ pub fn paused_text(state: &crate::deploy::bluegreen::BgState) -> String {
     match state.phase {
         crate::deploy::bluegreen::Phase::Unproven { .. } => format!(
             "paused: {}; `promote` accepts the release as it stands, `rollback` reverts it",
-            state.reason.as_deref().unwrap_or("the window was inconclusive")
+            state
+                .reason
+                .as_deref()
+                .unwrap_or("the window was inconclusive")
         ),
         _ => "paused before the switch; run `promote` to continue".to_string(),
     }

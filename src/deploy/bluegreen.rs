@@ -246,7 +246,9 @@ pub enum Event {
     /// Traffic is back on the previous colour (selector reverted / weights reset).
     Reverted,
     /// The run must end (cancelled, its time is up) while its revert has not landed.
-    RevertAbandoned { reason: String },
+    RevertAbandoned {
+        reason: String,
+    },
     /// A window ended with too few samples carrying data to judge (`detail` says which trigger);
     /// `then` is the policy's answer.
     Inconclusive {
@@ -1033,9 +1035,17 @@ mod tests {
             &cfg(),
             vec![inc(InconclusivePolicy::Rollback), Event::Reverted],
         );
-        assert!(matches!(a[0], Action::Revert { to: Color::Blue, .. }));
+        assert!(matches!(
+            a[0],
+            Action::Revert {
+                to: Color::Blue,
+                ..
+            }
+        ));
         assert_eq!((s.phase, s.active), (Phase::RolledBack, Some(Color::Blue)));
-        assert!(matches!(&a[1], Action::Finish(Outcome::RolledBack { trigger }) if trigger.starts_with("inconclusive")));
+        assert!(
+            matches!(&a[1], Action::Finish(Outcome::RolledBack { trigger }) if trigger.starts_with("inconclusive"))
+        );
 
         let paused = step(&green_monitoring(), &cfg(), inc(InconclusivePolicy::Pause));
         assert_eq!(paused.action, Action::Pause);
@@ -1046,7 +1056,13 @@ mod tests {
         assert_eq!(promoted.state.phase, Phase::Succeeded);
         assert_eq!(promoted.state.active_image.as_deref(), Some("app:v2"));
         let back = step(&paused.state, &cfg(), Event::ManualRollback { now: t(60) });
-        assert!(matches!(back.action, Action::Revert { to: Color::Blue, .. }));
+        assert!(matches!(
+            back.action,
+            Action::Revert {
+                to: Color::Blue,
+                ..
+            }
+        ));
 
         let shifting = BgState {
             phase: Phase::Shifting { step: 0 },
@@ -1059,11 +1075,24 @@ mod tests {
             ..cfg()
         };
         let r = step(&shifting, &c, inc(InconclusivePolicy::Rollback));
-        assert!(matches!(r.action, Action::Revert { to: Color::Blue, .. }));
+        assert!(matches!(
+            r.action,
+            Action::Revert {
+                to: Color::Blue,
+                ..
+            }
+        ));
         let p = step(&shifting, &c, inc(InconclusivePolicy::Pause));
         assert_eq!(p.state.phase, Phase::Unproven { step: Some(0) });
         let next = step(&p.state, &c, Event::Promote);
-        assert!(matches!(next.action, Action::Shift { step: 1, percent: 50, .. }));
+        assert!(matches!(
+            next.action,
+            Action::Shift {
+                step: 1,
+                percent: 50,
+                ..
+            }
+        ));
     }
 
     /// Green live on v2 after a passed release, blue kept.

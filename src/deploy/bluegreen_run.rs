@@ -451,7 +451,10 @@ async fn drive<C: BgCluster, M: MetricsSource, P: Progress>(
     let mut written = state;
     loop {
         // A lost Lease stops every action but the revert this run owns (and finishing).
-        if !matches!(tr.action, Action::Revert { .. } | Action::Finish(_) | Action::Pause) {
+        if !matches!(
+            tr.action,
+            Action::Revert { .. } | Action::Finish(_) | Action::Pause
+        ) {
             cx.renew(&describe(&tr.action)).await?;
         }
         // Switch and Revert write the record in the same PATCH as the selector.

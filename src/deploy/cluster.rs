@@ -660,9 +660,11 @@ fn lease_holder_and_duration(lease: &Lease) -> (String, Duration) {
         .and_then(|s| s.holder_identity.clone())
         .unwrap_or_default();
     let secs = spec.and_then(|s| s.lease_duration_seconds).unwrap_or(0);
-    (holder, Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+    (
+        holder,
+        Duration::from_secs(u64::try_from(secs).unwrap_or(0)),
+    )
 }
-
 
 fn lease_body(
     name: &str,

@@ -5,12 +5,14 @@
 //! when to switch or revert is `bluegreen.rs`'s business; this file only does what it is told.
 
 use crate::deploy::bluegreen::{BgState, Color};
-use crate::deploy::cluster::{Cluster, KubeCluster, LeaseGuard, LeaseOptions, WritePolicy, retry_write};
+use crate::deploy::cluster::{
+    Cluster, KubeCluster, LeaseGuard, LeaseOptions, WritePolicy, retry_write,
+};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Patch, PatchParams};
-use futures::StreamExt;
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 use serde_json::json;
@@ -248,7 +250,11 @@ impl KubeColors {
         Ok(())
     }
 
-    async fn canary_weight_with(&self, weight: u8, policy: WritePolicy) -> Result<(), ClusterError> {
+    async fn canary_weight_with(
+        &self,
+        weight: u8,
+        policy: WritePolicy,
+    ) -> Result<(), ClusterError> {
         let Some(name) = self.spec.canary_ingress.clone() else {
             return Ok(());
         };
@@ -373,7 +379,9 @@ impl BgCluster for KubeColors {
         let name = &self.spec.service;
         let api = self.services();
         let svc = self
-            .retried("read service", name, self.leases.writes(), |_| api.get_opt(name))
+            .retried("read service", name, self.leases.writes(), |_| {
+                api.get_opt(name)
+            })
             .await?;
         let text = svc
             .and_then(|s| s.metadata.annotations)
@@ -399,16 +407,21 @@ impl BgCluster for KubeColors {
         let (api, pp) = (self.services(), PatchParams::default());
         // Before the first switch the Service does not exist yet: the switch creates it with the
         // record (a 404 here is "nothing to annotate", not a failure).
-        self.retried("write the state on service", name, self.leases.writes(), |_| {
-            let (api, pp, patch) = (api.clone(), pp.clone(), patch.clone());
-            async move {
-                match api.patch(name, &pp, &patch).await {
-                    Ok(_) => Ok(()),
-                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-                    Err(e) => Err(e),
+        self.retried(
+            "write the state on service",
+            name,
+            self.leases.writes(),
+            |_| {
+                let (api, pp, patch) = (api.clone(), pp.clone(), patch.clone());
+                async move {
+                    match api.patch(name, &pp, &patch).await {
+                        Ok(_) => Ok(()),
+                        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                        Err(e) => Err(e),
+                    }
                 }
-            }
-        })
+            },
+        )
         .await
     }
 

@@ -118,8 +118,8 @@ pub async fn keep(
                     return Ok(Some(h));
                 }
                 if let Some(spec) = current.spec.as_mut() {
-                    spec.renew_time =
-                        serde_json::from_value(json!(micro_now())).map_err(kube::Error::SerdeError)?;
+                    spec.renew_time = serde_json::from_value(json!(micro_now()))
+                        .map_err(kube::Error::SerdeError)?;
                 }
                 // The resourceVersion read above: a concurrent change is a 409, read again.
                 api.replace(&name, &PostParams::default(), &current).await?;
@@ -159,7 +159,14 @@ mod tests {
         };
         // Same version, not yet a full duration: wait (however old renewTime looks).
         assert!(matches!(
-            takeover("a", "1", d, "me", Some(&first), t0 + Duration::from_secs(14)),
+            takeover(
+                "a",
+                "1",
+                d,
+                "me",
+                Some(&first),
+                t0 + Duration::from_secs(14)
+            ),
             Takeover::Wait(_)
         ));
         // Renewed meanwhile: the wait starts over from that sighting.
@@ -169,7 +176,14 @@ mod tests {
         };
         assert_eq!(second.first_seen, later);
         assert!(matches!(
-            takeover("a", "2", d, "me", Some(&second), later + Duration::from_secs(10)),
+            takeover(
+                "a",
+                "2",
+                d,
+                "me",
+                Some(&second),
+                later + Duration::from_secs(10)
+            ),
             Takeover::Wait(_)
         ));
         assert_eq!(

@@ -37,15 +37,19 @@ impl PrivateApiserver {
             .spawn()?;
         let s = PrivateApiserver { port, child };
         let client = Client::try_from(tb.config_for(Some(&s.url())).await?)?;
-        wait_until(Duration::from_secs(60), "the private apiserver to serve", || {
-            let api: Api<Namespace> = Api::all(client.clone());
-            async move {
-                api.list(&ListParams::default().limit(1))
-                    .await
-                    .ok()
-                    .map(|_| ())
-            }
-        })
+        wait_until(
+            Duration::from_secs(60),
+            "the private apiserver to serve",
+            || {
+                let api: Api<Namespace> = Api::all(client.clone());
+                async move {
+                    api.list(&ListParams::default().limit(1))
+                        .await
+                        .ok()
+                        .map(|_| ())
+                }
+            },
+        )
         .await?;
         Ok(s)
     }
