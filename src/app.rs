@@ -1234,8 +1234,11 @@ fn metrics_for(
         // mistake fail fast rather than reach the network.
         (None, false) => "http://127.0.0.1:9".to_string(),
     };
-    PrometheusClient::new(&base, std::time::Duration::from_secs(5))
-        .map_err(|e| ActionError::Usage(format!("{e}")))
+    PrometheusClient::new(
+        &base,
+        crate::deploy::metrics::query_timeout(env.rollback.sample_every),
+    )
+    .map_err(|e| ActionError::Usage(format!("{e}")))
 }
 
 /// One blue-green operation: which, with which image (deploy only), under which GitHub Deployment.
@@ -1368,7 +1371,7 @@ async fn blue_green(
     let (conclusion, line) = match &report.end {
         RunEnd::Paused => (
             CheckConclusion::Neutral,
-            "paused before the switch: a `promote` run continues".to_string(),
+            crate::deploy::bg_summary::paused_text(&report.state),
         ),
         RunEnd::Finished(o) => match o {
             BgOutcome::Succeeded => (CheckConclusion::Success, "succeeded".to_string()),
@@ -1387,6 +1390,10 @@ async fn blue_green(
             BgOutcome::Refused { reason } => {
                 (CheckConclusion::Failure, format!("refused: {reason}"))
             }
+            BgOutcome::RevertPending { reason } => (
+                CheckConclusion::Failure,
+                format!("revert pending, traffic may be on the failed colour: {reason}"),
+            ),
         },
     };
     if let (Some(s), Some(h)) = (&session, &handle) {

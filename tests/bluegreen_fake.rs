@@ -141,6 +141,8 @@ fn config(url: String) -> BgRunConfig {
         rollback: RollbackSpec {
             sample_every: Duration::from_millis(200),
             on_no_data: NoDataPolicy::Hold,
+            min_data: fm_deploy::policy::model::DEFAULT_MIN_DATA,
+            on_inconclusive: fm_deploy::policy::model::InconclusivePolicy::Rollback,
             triggers: vec![TriggerSpec {
                 name: "error-rate".into(),
                 source: TriggerSource::Prometheus {
@@ -160,6 +162,7 @@ fn config(url: String) -> BgRunConfig {
         holder: "run-7".into(),
         lease_ttl: Duration::from_secs(30),
         lease_wait: Duration::from_secs(1),
+        run_deadline: Duration::from_secs(60),
         probes_per_sample: 1,
         progress_every: Duration::from_secs(10),
         check_run_id: Some(41),

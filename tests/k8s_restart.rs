@@ -12,68 +12,10 @@ use fm_deploy::deploy::run::{DeployError, DeployOptions, deploy_direct};
 use fm_deploy::deploy::strategy::DeployOutcome;
 use fm_deploy::policy::model::{EnvironmentSpec, StrategyKind};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::ListParams;
 use kube::{Api, Client};
-use std::process::Stdio;
 use std::time::Duration;
-use support_k8s::{Fixture, Testbed, sample_app_spec, wait_until};
-use tokio::process::{Child, Command};
-
-/// A second kube-apiserver over the testbed's etcd, on its own port.
-struct ExtraApiserver {
-    port: u16,
-    child: Child,
-}
-
-impl ExtraApiserver {
-    async fn start(tb: &Testbed, port: u16) -> anyhow::Result<ExtraApiserver> {
-        let script = tb.var("FM_TESTBED_APISERVER_SCRIPT")?;
-        let log = std::fs::File::create(format!(
-            "{}/apiserver-{port}.log",
-            tb.var("FM_TESTBED_RUN")?
-        ))?;
-        let child = Command::new(script)
-            .arg(port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()?;
-        let s = ExtraApiserver { port, child };
-        let client = Client::try_from(tb.config_for(Some(&s.url())).await?)?;
-        wait_until(
-            Duration::from_secs(60),
-            "the extra apiserver to serve",
-            || {
-                let api: Api<Namespace> = Api::all(client.clone());
-                async move {
-                    api.list(&ListParams::default().limit(1))
-                        .await
-                        .ok()
-                        .map(|_| ())
-                }
-            },
-        )
-        .await?;
-        Ok(s)
-    }
-
-    fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
-    }
-
-    async fn kill(mut self) -> anyhow::Result<()> {
-        self.child.kill().await?;
-        Ok(())
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
+use support_k8s::apiserver::{PrivateApiserver as ExtraApiserver, free_port};
+use support_k8s::{Fixture, sample_app_spec, wait_until};
 
 fn env(ns: &str, deadline: Duration) -> EnvironmentSpec {
     let mut e = example_environment("dev", ns, StrategyKind::Direct);

@@ -124,12 +124,26 @@ pub fn render_trigger_charts(series: &[TriggerSeries]) -> String {
     out
 }
 
+/// Why a run paused: before the switch (`manual_promote`), or on a window without enough data.
+pub fn paused_text(state: &crate::deploy::bluegreen::BgState) -> String {
+    match state.phase {
+        crate::deploy::bluegreen::Phase::Unproven { .. } => format!(
+            "paused: {}; `promote` accepts the release as it stands, `rollback` reverts it",
+            state
+                .reason
+                .as_deref()
+                .unwrap_or("the window was inconclusive")
+        ),
+        _ => "paused before the switch; run `promote` to continue".to_string(),
+    }
+}
+
 /// The job summary of a release: outcome, key times, the trigger that fired with its samples, the
 /// timeline and the charts.
 pub fn render_summary(title: &str, r: &BgReport) -> String {
     let mut out = String::new();
     let head = match &r.end {
-        RunEnd::Paused => "paused before the switch; run `promote` to continue".to_string(),
+        RunEnd::Paused => paused_text(&r.state),
         RunEnd::Finished(o) => match o {
             Outcome::Succeeded => "released".into(),
             Outcome::RolledBack { trigger } => format!("rolled back: trigger `{trigger}` fired"),
@@ -137,6 +151,9 @@ pub fn render_summary(title: &str, r: &BgReport) -> String {
             Outcome::Cancelled => "cancelled; traffic on a checked colour".into(),
             Outcome::Nothing { reason } => format!("nothing to do: {reason}"),
             Outcome::Refused { reason } => format!("refused: {reason}"),
+            Outcome::RevertPending { reason } => format!(
+                "**revert pending**: traffic may still be on the failed colour ({reason}); the next run of any command finishes the revert first"
+            ),
         },
     };
     let _ = writeln!(out, "### {}\n\n{head}\n", mermaid_text(title));
@@ -149,6 +166,20 @@ pub fn render_summary(title: &str, r: &BgReport) -> String {
     }
     if let Some(d) = r.ready_to_switch {
         let _ = writeln!(out, "- ready → switched: {} ms", d.as_millis());
+    }
+    if let Some(w) = r.revert_waited {
+        let _ = writeln!(out, "- revert waited: {} ms", w.as_millis());
+    }
+    for s in &r.series {
+        let (with, total) = s.coverage();
+        if with < total {
+            let _ = writeln!(
+                out,
+                "- `{}`: data in {with} of {total} samples ({} no data)",
+                s.name,
+                total - with
+            );
+        }
     }
     if let Some(k) = r.state.keep_until {
         let _ = writeln!(out, "- previous colour kept until {}", k.to_rfc3339());
@@ -293,6 +324,7 @@ mod tests {
             ready_to_switch: Some(Duration::from_millis(42)),
             checked_to_switch: Some(Duration::from_millis(8)),
             release_time: Some(Duration::from_millis(2100)),
+            revert_waited: Some(Duration::from_millis(640)),
         };
         insta::assert_snapshot!(render_summary("web production", &r));
     }

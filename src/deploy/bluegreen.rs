@@ -65,6 +65,13 @@ pub enum Phase {
     Monitoring,
     /// Traffic is being returned to the previous colour.
     RollingBack { cause: RevertCause },
+    /// A run had to end (cancelled, out of time) before its revert landed: traffic may still be on
+    /// the failed colour. The next run of any command finishes the revert before anything else.
+    RevertPending { cause: RevertCause },
+    /// A window (`step: Some(n)` = shift step n, `None` = monitoring after the switch) ended without
+    /// enough data to judge, and the policy says pause: traffic stays, `promote` accepts the release
+    /// as it stands, `rollback` reverts it.
+    Unproven { step: Option<usize> },
     /// `rollback` command: the previous colour is scaled up, checked, then switched to.
     /// (`ready`: the previous colour is Ready and being health-checked.)
     ManualRollback { ready: bool },
@@ -93,6 +100,8 @@ impl Phase {
             | Phase::Shifting { .. }
             | Phase::Monitoring
             | Phase::RollingBack { .. }
+            | Phase::RevertPending { .. }
+            | Phase::Unproven { .. }
             | Phase::ManualRollback { .. } => false,
         }
     }
@@ -236,6 +245,16 @@ pub enum Event {
     },
     /// Traffic is back on the previous colour (selector reverted / weights reset).
     Reverted,
+    /// The run must end (cancelled, its time is up) while its revert has not landed.
+    RevertAbandoned {
+        reason: String,
+    },
+    /// A window ended with too few samples carrying data to judge (`detail` says which trigger);
+    /// `then` is the policy's answer.
+    Inconclusive {
+        detail: String,
+        then: crate::policy::model::InconclusivePolicy,
+    },
     /// SIGTERM / SIGINT / workflow cancelled.
     Cancel,
     /// `promote` command.
@@ -270,6 +289,9 @@ pub enum Outcome {
     Nothing { reason: String },
     /// The request makes no sense in this state (rollback with no previous colour): exit 2.
     Refused { reason: String },
+    /// The revert did not land before the run had to end: traffic may be on the failed colour, the
+    /// record says `revert-pending`, the next run finishes it. Exit 2.
+    RevertPending { reason: String },
 }
 
 /// The next thing the adapter does.
@@ -416,6 +438,51 @@ fn revert(
     }
 }
 
+/// The release is proven (its window passed, or `promote` accepted an unproven one).
+fn passed(mut s: BgState, cfg: &BgConfig, now: DateTime<Utc>) -> Transition {
+    s.phase = Phase::Succeeded;
+    s.previous_image = std::mem::replace(&mut s.active_image, s.image.clone());
+    s.reason = None;
+    s.keep_until = s.previous.map(|_| now + chrono_dur(cfg.keep_previous));
+    finish(s, Outcome::Succeeded)
+}
+
+/// Finish a revert an earlier run left: back to the colour that was live before the release.
+fn pending_revert(s: BgState, cfg: &BgConfig, cause: RevertCause) -> Transition {
+    match (s.target, s.active, s.previous) {
+        (Some(t), Some(a), _) if t != a => revert(s, cfg, a, t, cause),
+        (Some(t), _, Some(p)) => revert(s, cfg, p, t, cause),
+        _ => inconsistent(s),
+    }
+}
+
+/// A window without enough data: never a pass. Roll back, or pause for `promote` / `rollback`.
+fn inconclusive(
+    mut s: BgState,
+    cfg: &BgConfig,
+    step: Option<usize>,
+    detail: String,
+    then: crate::policy::model::InconclusivePolicy,
+) -> Transition {
+    use crate::policy::model::InconclusivePolicy;
+    s.reason = Some(format!("inconclusive: {detail}"));
+    match then {
+        InconclusivePolicy::Pause => {
+            s.phase = Phase::Unproven { step };
+            Transition {
+                state: s,
+                action: Action::Pause,
+            }
+        }
+        InconclusivePolicy::Rollback => match (step, s.target, s.active, s.previous) {
+            // Shifting: the selector never left the old colour.
+            (Some(_), Some(t), Some(a), _) => revert(s, cfg, a, t, RevertCause::Trigger),
+            (None, Some(t), _, Some(p)) => revert(s, cfg, p, t, RevertCause::Trigger),
+            _ => inconsistent(s),
+        },
+    }
+}
+
 /// The machine. `state` is what the cluster holds; the result is what to persist and do next.
 pub fn step(state: &BgState, cfg: &BgConfig, event: Event) -> Transition {
     use RevertCause::{Cancel, Resume, Trigger};
@@ -458,11 +525,46 @@ pub fn step(state: &BgState, cfg: &BgConfig, event: Event) -> Transition {
             (Some(_), Some(_), _) | (Some(_), None, _) => begin(s, cfg, image),
             (None, _, _) => inconsistent(s),
         },
-        (Phase::RollingBack { cause }, Event::Deploy { .. }) => match (target, active, previous) {
-            (Some(t), Some(a), _) if t != a => revert(s, cfg, a, t, cause),
-            (Some(t), _, Some(p)) => revert(s, cfg, p, t, cause),
+        // A revert that did not land outranks every command: finish it first.
+        (
+            Phase::RollingBack { cause } | Phase::RevertPending { cause },
+            Event::Deploy { .. }
+            | Event::ManualRollback { .. }
+            | Event::Cleanup { .. }
+            | Event::Promote,
+        ) => pending_revert(s, cfg, cause),
+        (Phase::RollingBack { cause }, Event::RevertAbandoned { reason }) => {
+            s.phase = Phase::RevertPending { cause };
+            finish(s, Outcome::RevertPending { reason })
+        }
+        // Paused on an inconclusive window: a new deploy undoes it first, like a dead run's.
+        (Phase::Unproven { .. }, Event::Deploy { .. }) => match (target, active, previous) {
+            (Some(t), Some(a), _) if t != a => revert(s, cfg, a, t, Resume),
+            (Some(t), _, Some(p)) => revert(s, cfg, p, t, Resume),
             _ => inconsistent(s),
         },
+        (Phase::Unproven { step }, Event::Promote) => match (step, target) {
+            (Some(n), Some(t)) => shift_or_switch(s, cfg, t, n + 1),
+            (None, Some(_)) => {
+                let now = s.switched_at.unwrap_or_default();
+                passed(s, cfg, now)
+            }
+            (_, None) => inconsistent(s),
+        },
+        (Phase::Unproven { .. }, Event::ManualRollback { .. }) => {
+            s.reason = Some("manual rollback of an unproven release".into());
+            match (target, active, previous) {
+                (Some(t), Some(a), _) if t != a => revert(s, cfg, a, t, Trigger),
+                (Some(t), _, Some(p)) => revert(s, cfg, p, t, Trigger),
+                _ => inconsistent(s),
+            }
+        }
+        (Phase::Shifting { step }, Event::Inconclusive { detail, then }) => {
+            inconclusive(s, cfg, Some(step), detail, then)
+        }
+        (Phase::Monitoring, Event::Inconclusive { detail, then }) => {
+            inconclusive(s, cfg, None, detail, then)
+        }
 
         // ---- the idle colour
         (Phase::Deploying, Event::Ready) => match target {
@@ -544,13 +646,7 @@ pub fn step(state: &BgState, cfg: &BgConfig, event: Event) -> Transition {
             }
             None => inconsistent(s),
         },
-        (Phase::Monitoring, Event::MonitorPassed { now }) => {
-            s.phase = Phase::Succeeded;
-            s.previous_image = std::mem::replace(&mut s.active_image, s.image.clone());
-            s.reason = None;
-            s.keep_until = s.previous.map(|_| now + chrono_dur(cfg.keep_previous));
-            finish(s, Outcome::Succeeded)
-        }
+        (Phase::Monitoring, Event::MonitorPassed { now }) => passed(s, cfg, now),
         (Phase::Monitoring, Event::TriggerFired { trigger }) => match (target, previous) {
             (Some(t), Some(p)) => {
                 s.reason = Some(trigger);
@@ -777,6 +873,8 @@ fn event_name(ev: &Event) -> &'static str {
         Event::MonitorPassed { .. } => "monitor-passed",
         Event::TriggerFired { .. } => "trigger-fired",
         Event::Reverted => "reverted",
+        Event::RevertAbandoned { .. } => "revert-abandoned",
+        Event::Inconclusive { .. } => "inconclusive",
         Event::Cancel => "cancel",
         Event::Promote => "promote",
         Event::ManualRollback { .. } => "manual-rollback",
@@ -850,6 +948,153 @@ mod tests {
         );
         s
     }
+    /// Green switched in and monitored (blue the previous colour), not yet proven.
+    fn green_monitoring() -> BgState {
+        let (s, _) = run(
+            &blue_live(),
+            &cfg(),
+            vec![
+                deploy("app:v2"),
+                Event::Ready,
+                Event::HealthPassed,
+                Event::Switched { now: t(10) },
+            ],
+        );
+        s
+    }
+
+    /// Protects the pending revert: a run that must end before its revert lands records
+    /// `revert-pending` (exit 2 outcome), and the next run of every command finishes that revert
+    /// before anything else, ending rolled back with traffic on blue.
+    #[test]
+    fn pending_revert_outranks_every_command() {
+        let fired = step(
+            &green_monitoring(),
+            &cfg(),
+            Event::TriggerFired {
+                trigger: "error-rate".into(),
+            },
+        );
+        let ended = step(
+            &fired.state,
+            &cfg(),
+            Event::RevertAbandoned {
+                reason: "cancelled".into(),
+            },
+        );
+        assert_eq!(
+            ended.state.phase,
+            Phase::RevertPending {
+                cause: RevertCause::Trigger
+            }
+        );
+        assert!(matches!(
+            ended.action,
+            Action::Finish(Outcome::RevertPending { .. })
+        ));
+        for cmd in [
+            deploy("app:v3"),
+            Event::ManualRollback { now: t(100) },
+            Event::Cleanup { now: t(100) },
+            Event::Promote,
+        ] {
+            let name = event_name(&cmd);
+            let (s, actions) = run(&ended.state, &cfg(), vec![cmd, Event::Reverted]);
+            assert_eq!(
+                actions[0],
+                Action::Revert {
+                    to: Color::Blue,
+                    scale_down: Some(Color::Green)
+                },
+                "{name}"
+            );
+            assert_eq!(s.active, Some(Color::Blue), "{name}");
+            assert_eq!(s.phase, Phase::RolledBack, "{name}");
+            assert_eq!(
+                actions[1],
+                Action::Finish(Outcome::RolledBack {
+                    trigger: "error-rate".into()
+                }),
+                "{name}"
+            );
+        }
+    }
+
+    /// Protects "never a pass on no evidence": an inconclusive monitoring window rolls back by
+    /// default, or pauses (traffic kept) for `promote` (accept) or `rollback` (revert); an
+    /// inconclusive shift step rolls back to the colour that never lost the selector.
+    #[test]
+    fn inconclusive_window_rolls_back_or_pauses() {
+        use crate::policy::model::InconclusivePolicy;
+        let inc = |then| Event::Inconclusive {
+            detail: "`error-rate` had data in 0 of 5 samples (80% needed)".into(),
+            then,
+        };
+        let (s, a) = run(
+            &green_monitoring(),
+            &cfg(),
+            vec![inc(InconclusivePolicy::Rollback), Event::Reverted],
+        );
+        assert!(matches!(
+            a[0],
+            Action::Revert {
+                to: Color::Blue,
+                ..
+            }
+        ));
+        assert_eq!((s.phase, s.active), (Phase::RolledBack, Some(Color::Blue)));
+        assert!(
+            matches!(&a[1], Action::Finish(Outcome::RolledBack { trigger }) if trigger.starts_with("inconclusive"))
+        );
+
+        let paused = step(&green_monitoring(), &cfg(), inc(InconclusivePolicy::Pause));
+        assert_eq!(paused.action, Action::Pause);
+        assert_eq!(paused.state.phase, Phase::Unproven { step: None });
+        assert_eq!(paused.state.active, Some(Color::Green));
+        let promoted = step(&paused.state, &cfg(), Event::Promote);
+        assert_eq!(promoted.action, Action::Finish(Outcome::Succeeded));
+        assert_eq!(promoted.state.phase, Phase::Succeeded);
+        assert_eq!(promoted.state.active_image.as_deref(), Some("app:v2"));
+        let back = step(&paused.state, &cfg(), Event::ManualRollback { now: t(60) });
+        assert!(matches!(
+            back.action,
+            Action::Revert {
+                to: Color::Blue,
+                ..
+            }
+        ));
+
+        let shifting = BgState {
+            phase: Phase::Shifting { step: 0 },
+            target: Some(Color::Green),
+            ..blue_live()
+        };
+        let c = BgConfig {
+            shift: ShiftKind::NginxCanary,
+            steps: vec![10, 50, 100],
+            ..cfg()
+        };
+        let r = step(&shifting, &c, inc(InconclusivePolicy::Rollback));
+        assert!(matches!(
+            r.action,
+            Action::Revert {
+                to: Color::Blue,
+                ..
+            }
+        ));
+        let p = step(&shifting, &c, inc(InconclusivePolicy::Pause));
+        assert_eq!(p.state.phase, Phase::Unproven { step: Some(0) });
+        let next = step(&p.state, &c, Event::Promote);
+        assert!(matches!(
+            next.action,
+            Action::Shift {
+                step: 1,
+                percent: 50,
+                ..
+            }
+        ));
+    }
+
     /// Green live on v2 after a passed release, blue kept.
     fn green_live() -> BgState {
         let (s, _) = run(

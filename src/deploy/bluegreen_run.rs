@@ -25,6 +25,13 @@ use tokio::sync::watch;
 pub enum BgError {
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    /// The Lease was lost mid-release: this run stopped acting (`during` says where).
+    #[error("{source}; stopped acting on the cluster during {during}")]
+    LeaseLost {
+        during: String,
+        #[source]
+        source: ClusterError,
+    },
     #[error("build the http client for health probes")]
     Http(#[source] reqwest::Error),
 }
@@ -86,6 +93,9 @@ pub struct BgRunConfig {
     pub holder: String,
     pub lease_ttl: Duration,
     pub lease_wait: Duration,
+    /// How long the run may live: a pending revert is retried until this much time has passed
+    /// since the run started (then the record says `revert-pending`).
+    pub run_deadline: Duration,
     /// Requests per probe-trigger sample; the value is the failing fraction.
     pub probes_per_sample: u32,
     /// Progress while monitoring is reported at most this often (≤ 10 s).
@@ -176,6 +186,9 @@ pub struct BgReport {
     /// Run start → the selector switched (the release without monitoring).
     #[serde(with = "crate::policy::model::duration_text::option")]
     pub release_time: Option<Duration>,
+    /// How long the revert was retried before it landed (or until the run gave up on it).
+    #[serde(with = "crate::policy::model::duration_text::option")]
+    pub revert_waited: Option<Duration>,
 }
 
 impl BgReport {
@@ -186,7 +199,7 @@ impl BgReport {
             RunEnd::Finished(o) => match o {
                 Outcome::Succeeded | Outcome::Nothing { .. } => 0,
                 Outcome::RolledBack { .. } | Outcome::Failed { .. } | Outcome::Cancelled => 1,
-                Outcome::Refused { .. } => 2,
+                Outcome::Refused { .. } | Outcome::RevertPending { .. } => 2,
             },
         }
     }
@@ -202,6 +215,7 @@ impl BgReport {
                 Outcome::Cancelled => "cancelled",
                 Outcome::Nothing { .. } => "nothing",
                 Outcome::Refused { .. } => "refused",
+                Outcome::RevertPending { .. } => "revert-pending",
             },
         };
         let rolled_back = matches!(self.end, RunEnd::Finished(Outcome::RolledBack { .. }));
@@ -256,6 +270,9 @@ async fn cancelled(cancel: &mut Cancel) {
     }
 }
 
+/// How long a run that gives up on its revert tries to record `revert-pending`.
+const PENDING_RECORD_WAIT: Duration = Duration::from_secs(5);
+
 struct Ctx<'a, C, M, P> {
     cluster: &'a C,
     metrics: &'a M,
@@ -273,6 +290,7 @@ struct Ctx<'a, C, M, P> {
     ready_to_switch: Option<Duration>,
     checked_to_switch: Option<Duration>,
     release_time: Option<Duration>,
+    revert_waited: Option<Duration>,
 }
 
 /// `deploy` with strategy blue-green: release `image` on the idle colour (or resume / undo what a
@@ -375,6 +393,7 @@ async fn with_lease<C: BgCluster, M: MetricsSource, P: Progress>(
         ready_to_switch: None,
         checked_to_switch: None,
         release_time: None,
+        revert_waited: None,
     };
     let result = drive(&mut cx, first).await;
     let released = cluster.release_lease(&cfg.holder).await;
@@ -411,6 +430,7 @@ fn describe(action: &Action) -> String {
             Outcome::Cancelled => "cancelled".into(),
             Outcome::Nothing { reason } => format!("nothing to do: {reason}"),
             Outcome::Refused { reason } => format!("refused: {reason}"),
+            Outcome::RevertPending { reason } => format!("revert pending: {reason}"),
         },
     }
 }
@@ -430,9 +450,31 @@ async fn drive<C: BgCluster, M: MetricsSource, P: Progress>(
     }
     let mut written = state;
     loop {
+        // A lost Lease stops every action but the revert this run owns (and finishing).
+        if !matches!(
+            tr.action,
+            Action::Revert { .. } | Action::Finish(_) | Action::Pause
+        ) {
+            cx.renew(&describe(&tr.action)).await?;
+        }
         // Switch and Revert write the record in the same PATCH as the selector.
         let carries_state = matches!(tr.action, Action::Switch { .. } | Action::Revert { .. });
-        if !carries_state && tr.state != written {
+        if matches!(tr.action, Action::Finish(Outcome::RevertPending { .. })) {
+            // The apiserver may be the reason the revert did not land: record it if it answers
+            // soon, say so either way, and end.
+            let recorded =
+                tokio::time::timeout(PENDING_RECORD_WAIT, cx.cluster.write_state(&tr.state)).await;
+            let what = match recorded {
+                Ok(Ok(())) => "recorded revert-pending on the live Service".to_string(),
+                Ok(Err(e)) => format!("could not record revert-pending: {e}"),
+                Err(_) => "could not record revert-pending: the apiserver did not answer".into(),
+            };
+            tracing::error!("{what}");
+            cx.timeline.push(TimelineEntry {
+                at: Utc::now(),
+                what,
+            });
+        } else if !carries_state && tr.state != written {
             cx.cluster.write_state(&tr.state).await?;
             written = tr.state.clone();
         }
@@ -442,6 +484,7 @@ async fn drive<C: BgCluster, M: MetricsSource, P: Progress>(
             what: describe(&tr.action),
         });
         tracing::info!(phase = ?tr.state.phase, action = %describe(&tr.action), "blue-green");
+
         let event = match tr.action.clone() {
             Action::Finish(outcome) => return Ok(cx.report(RunEnd::Finished(outcome), tr.state)),
             Action::Pause => return Ok(cx.report(RunEnd::Paused, tr.state)),
@@ -457,7 +500,7 @@ async fn drive<C: BgCluster, M: MetricsSource, P: Progress>(
                     cluster.preview(color).await?;
                     cluster.wait_ready(color, deadline).await
                 };
-                match cx.cancellable(work).await {
+                match cx.cancellable(work).await? {
                     None => Event::Cancel,
                     Some(Ok(())) => {
                         cx.ready_at = Some(Instant::now());
@@ -477,7 +520,7 @@ async fn drive<C: BgCluster, M: MetricsSource, P: Progress>(
                     cluster.preview(color).await?;
                     cluster.wait_ready(color, deadline).await
                 };
-                match cx.cancellable(work).await {
+                match cx.cancellable(work).await? {
                     None => Event::Cancel,
                     Some(Ok(())) => Event::Ready,
                     Some(Err(e @ ClusterError::NotReady { .. })) => Event::NotReady {
@@ -489,7 +532,7 @@ async fn drive<C: BgCluster, M: MetricsSource, P: Progress>(
             Action::HealthCheck { color } => {
                 let http = cx.http.clone();
                 let check = async move { health_check(&http, cfg, color, false).await };
-                match cx.cancellable(check).await {
+                match cx.cancellable(check).await? {
                     None => Event::Cancel,
                     Some(Ok(())) => {
                         cx.checked_at = Some(Instant::now());
@@ -516,7 +559,7 @@ async fn drive<C: BgCluster, M: MetricsSource, P: Progress>(
                     }
                     ShiftKind::None => {}
                 }
-                cx.watch(to, cfg.shift_pause, Some(n), true).await
+                cx.watch(to, cfg.shift_pause, Some(n), true).await?
             }
             Action::Switch { to } => {
                 if cfg.bg.shift == ShiftKind::ReplicaRatio && tr.state.active.is_some() {
@@ -549,17 +592,39 @@ async fn drive<C: BgCluster, M: MetricsSource, P: Progress>(
                 tr = after;
                 continue;
             }
-            Action::Monitor { color, window } => cx.watch(color, window, None, false).await,
+            Action::Monitor { color, window } => cx.watch(color, window, None, false).await?,
             Action::Revert { to, scale_down } => {
                 let after = step(&tr.state, &cfg.bg, Event::Reverted);
                 // Whatever carries traffic to the failed colour goes first: the canary weight while
                 // shifting (the selector never left `to`), the selector once switched.
                 let canary = cfg.bg.shift == ShiftKind::NginxCanary;
                 let switched = tr.state.active == tr.state.target;
-                if canary && !switched {
-                    cx.cluster.canary_weight(0).await?;
+                // Retried for as long as the run may live; nothing else happens meanwhile.
+                let within = cfg.run_deadline.saturating_sub(cx.started.elapsed());
+                let asked = Instant::now();
+                let mut cancel = cx.cancel.clone();
+                let landed = tokio::select! {
+                    biased;
+                    r = cx.cluster.revert(Selector::Only(to), &after.state, canary && !switched, within) => Some(r),
+                    () = cancelled(&mut cancel) => None,
+                };
+                let waited = asked.elapsed();
+                cx.revert_waited = Some(waited);
+                let reason = match landed {
+                    Some(Ok(())) => None,
+                    Some(Err(e)) => Some(format!(
+                        "gave up after {}: {e}",
+                        humantime::format_duration(round_ms(waited))
+                    )),
+                    None => Some(format!(
+                        "cancelled after {} while the revert was pending",
+                        humantime::format_duration(round_ms(waited))
+                    )),
+                };
+                if let Some(reason) = reason {
+                    tr = step(&tr.state, &cfg.bg, Event::RevertAbandoned { reason });
+                    continue;
                 }
-                cx.cluster.switch(Selector::Only(to), &after.state).await?;
                 written = after.state.clone();
                 let reverted = Instant::now();
                 if canary && switched {
@@ -572,7 +637,10 @@ async fn drive<C: BgCluster, M: MetricsSource, P: Progress>(
                 }
                 cx.timeline.push(TimelineEntry {
                     at: Utc::now(),
-                    what: format!("selector back on {to}"),
+                    what: format!(
+                        "selector back on {to} (revert waited {})",
+                        humantime::format_duration(round_ms(waited))
+                    ),
                 });
                 if cfg.bg.shift == ShiftKind::ReplicaRatio {
                     cx.cluster.scale(to, cfg.bg.replicas).await?;
@@ -604,8 +672,12 @@ async fn drive<C: BgCluster, M: MetricsSource, P: Progress>(
 }
 
 impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
-    /// Runs `work` unless cancelled first (`None`), renewing the Lease every third of its TTL.
-    async fn cancellable<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
+    /// Runs `work` unless cancelled first (`None`), checking the Lease every third of its TTL (a
+    /// lost Lease abandons the work: this run must stop acting).
+    async fn cancellable<T>(
+        &mut self,
+        work: impl Future<Output = T>,
+    ) -> Result<Option<T>, BgError> {
         let mut cancel = self.cancel.clone();
         let mut renew = tokio::time::interval_at(
             (Instant::now() + self.renew_every()).into(),
@@ -615,9 +687,9 @@ impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
         loop {
             tokio::select! {
                 biased;
-                () = cancelled(&mut cancel) => return None,
-                v = &mut work => return Some(v),
-                _ = renew.tick() => self.renew().await,
+                () = cancelled(&mut cancel) => return Ok(None),
+                v = &mut work => return Ok(Some(v)),
+                _ = renew.tick() => self.renew("a cluster wait").await?,
             }
         }
     }
@@ -626,10 +698,19 @@ impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
         (self.cfg.lease_ttl / 3).max(Duration::from_millis(500))
     }
 
-    /// Renews the Lease; a failure is logged (the next renewal retries; the TTL covers the gap).
-    async fn renew(&self) {
-        if let Err(e) = self.cluster.renew_lease(&self.cfg.holder).await {
-            tracing::warn!(error = %e, "lease renewal failed");
+    /// Checks the Lease (renewed in the background, each renewal retried within its duration).
+    /// Lost — taken over, or unrenewed for its whole duration — is an error: this run stops acting
+    /// on the cluster and says during what.
+    async fn renew(&self, during: &str) -> Result<(), BgError> {
+        match self.cluster.renew_lease(&self.cfg.holder).await {
+            Ok(()) => Ok(()),
+            Err(source) => {
+                tracing::error!(error = %source, during, "lease lost; stopping");
+                Err(BgError::LeaseLost {
+                    during: during.to_string(),
+                    source,
+                })
+            }
         }
     }
 
@@ -643,6 +724,7 @@ impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
             ready_to_switch: self.ready_to_switch,
             checked_to_switch: self.checked_to_switch,
             release_time: self.release_time,
+            revert_waited: self.revert_waited,
         }
     }
 
@@ -653,7 +735,7 @@ impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
         window: Duration,
         shift_step: Option<usize>,
         hold: bool,
-    ) -> Event {
+    ) -> Result<Event, BgError> {
         let spec = &self.cfg.rollback;
         let start = Instant::now();
         self.monitor_start = Some(start);
@@ -663,7 +745,7 @@ impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
         let mut tick = start;
         loop {
             if last_renew.elapsed() >= self.renew_every() {
-                self.renew().await;
+                self.renew("monitoring").await?;
                 last_renew = Instant::now();
             }
             let values = futures::future::join_all(
@@ -676,7 +758,7 @@ impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
             for (s, v) in self.series.iter_mut().zip(values) {
                 s.push(at, v);
             }
-            let v = verdict(&self.series, spec.on_no_data, at, window);
+            let v = verdict(&self.series, spec.on_no_data, spec.min_data, at, window);
             if last_progress.is_none_or(|p| p.elapsed() >= self.cfg.progress_every)
                 || v != MonitorVerdict::Continue
             {
@@ -701,14 +783,21 @@ impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
                             reverted_at: detected_at,
                         }),
                     });
-                    return Event::TriggerFired { trigger };
+                    return Ok(Event::TriggerFired { trigger });
                 }
                 MonitorVerdict::Passed => {
-                    return if hold {
+                    return Ok(if hold {
                         Event::StepHeld
                     } else {
                         Event::MonitorPassed { now: Utc::now() }
-                    };
+                    });
+                }
+                MonitorVerdict::Inconclusive { detail } => {
+                    tracing::warn!(%detail, "monitoring window inconclusive");
+                    return Ok(Event::Inconclusive {
+                        detail,
+                        then: spec.on_inconclusive,
+                    });
                 }
                 MonitorVerdict::Continue => {}
             }
@@ -716,7 +805,7 @@ impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
             let mut cancel = self.cancel.clone();
             tokio::select! {
                 biased;
-                () = cancelled(&mut cancel) => return Event::Cancel,
+                () = cancelled(&mut cancel) => return Ok(Event::Cancel),
                 () = tokio::time::sleep_until(tick.into()) => {}
             }
         }
@@ -748,7 +837,25 @@ impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
         }
     }
 
+    /// One sample, bounded below the sample interval: a source that does not answer in time is a
+    /// "no data" sample, on time.
     async fn sample(&self, source: &TriggerSource, color: Color, live: bool) -> Option<f64> {
+        let limit = crate::deploy::metrics::query_timeout(self.cfg.rollback.sample_every);
+        match tokio::time::timeout(limit, self.sample_unbounded(source, color, live)).await {
+            Ok(v) => v,
+            Err(_) => {
+                tracing::warn!(timeout = ?limit, "trigger sample timed out: no data");
+                None
+            }
+        }
+    }
+
+    async fn sample_unbounded(
+        &self,
+        source: &TriggerSource,
+        color: Color,
+        live: bool,
+    ) -> Option<f64> {
         match source {
             TriggerSource::Prometheus { query, .. } => {
                 match self
@@ -774,6 +881,10 @@ impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
             }
         }
     }
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 async fn probe(http: &reqwest::Client, url: &str) -> bool {
@@ -894,6 +1005,7 @@ pub fn from_policy(
         holder: holder.to_string(),
         lease_ttl: Duration::from_secs(30),
         lease_wait: Duration::from_secs(600),
+        run_deadline: Duration::from_secs(30 * 60),
         probes_per_sample: 4,
         progress_every: Duration::from_secs(10),
         check_run_id: None,
@@ -957,6 +1069,7 @@ mod tests {
             ready_to_switch: None,
             checked_to_switch: None,
             release_time: None,
+            revert_waited: None,
         };
         assert_eq!(r.exit_code(), 1);
         assert_eq!(

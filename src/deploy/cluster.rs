@@ -55,11 +55,11 @@ pub enum ClusterError {
     Conflict { what: String, attempts: u32 },
     #[error("watch deployment {namespace}/{name}: it was deleted during the rollout")]
     Deleted { namespace: String, name: String },
-    #[error("keep lease {namespace}/{name}: {holder:?} took it over during the deploy")]
+    #[error("keep lease {namespace}/{name}: {loss}")]
     LeaseLost {
         namespace: String,
         name: String,
-        holder: String,
+        loss: LeaseLoss,
     },
     #[error("decode {what}")]
     Decode {
@@ -168,6 +168,31 @@ impl Default for LeaseOptions {
     }
 }
 
+/// How a held Lease stopped being ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseLoss {
+    /// Another run holds it now.
+    TakenOver { holder: String },
+    /// No renewal landed within the Lease's duration (apiserver away): another run may take it
+    /// over from now on, so this one must stop acting.
+    Expired { unrenewed_for: Duration },
+}
+
+impl std::fmt::Display for LeaseLoss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeaseLoss::TakenOver { holder } => {
+                write!(f, "{holder:?} took it over during the deploy")
+            }
+            LeaseLoss::Expired { unrenewed_for } => write!(
+                f,
+                "no renewal landed for {} (its whole duration); another run may hold it now",
+                humantime::format_duration(*unrenewed_for)
+            ),
+        }
+    }
+}
+
 /// A held Lease; renewed in the background until [`Cluster::release_lease`] (or drop, after which it
 /// expires).
 #[derive(Debug)]
@@ -176,14 +201,22 @@ pub struct LeaseGuard {
     pub name: String,
     pub holder: String,
     renew: Option<JoinHandle<()>>,
-    /// Set by the renewal when another holder took the Lease over (ours had expired).
-    lost_to: Arc<Mutex<Option<String>>>,
+    /// Set by the renewal when the Lease was taken over or expired unrenewed.
+    lost: Arc<Mutex<Option<LeaseLoss>>>,
 }
 
 impl LeaseGuard {
-    /// The holder that took the Lease over, if it was lost (the deploy is then no longer exclusive).
+    /// How the Lease was lost, if it was (the deploy is then no longer exclusive).
+    pub fn lost(&self) -> Option<LeaseLoss> {
+        self.lost.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// The holder that took the Lease over, if one did.
     pub fn lost_to(&self) -> Option<String> {
-        self.lost_to.lock().ok().and_then(|l| l.clone())
+        match self.lost()? {
+            LeaseLoss::TakenOver { holder } => Some(holder),
+            LeaseLoss::Expired { .. } => None,
+        }
     }
 }
 
@@ -245,11 +278,25 @@ pub trait Cluster: Send + Sync {
 #[derive(Clone)]
 pub struct KubeCluster {
     client: Client,
+    writes: WritePolicy,
 }
 
 impl KubeCluster {
     pub fn new(client: Client) -> KubeCluster {
-        KubeCluster { client }
+        KubeCluster {
+            client,
+            writes: WritePolicy::DEFAULT,
+        }
+    }
+
+    /// The same cluster with every write retried under `writes`.
+    pub fn with_writes(mut self, writes: WritePolicy) -> KubeCluster {
+        self.writes = writes;
+        self
+    }
+
+    pub fn writes(&self) -> WritePolicy {
+        self.writes
     }
 
     /// From the environment (`KUBECONFIG`, in-cluster) the way kubectl finds it.
@@ -260,7 +307,7 @@ impl KubeCluster {
                 what: "the kubeconfig".into(),
                 source: Box::new(e),
             })?;
-        Ok(KubeCluster { client })
+        Ok(KubeCluster::new(client))
     }
 
     pub fn client(&self) -> &Client {
@@ -279,8 +326,12 @@ impl KubeCluster {
         K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
         let pp = PatchParams::apply(FIELD_MANAGER).force();
-        api.patch(name, &pp, &Patch::Apply(body))
+        let what = format!("apply {kind} {ns}/{name}");
+        // A forced server-side apply carries no resourceVersion: re-sending it is the re-apply.
+        let patch = Patch::Apply(body);
+        retry_write(&what, self.writes, |_| api.patch(name, &pp, &patch))
             .await
+            .map(|(v, _)| v)
             .map_err(|e| ClusterError::Apply {
                 kind: kind.into(),
                 namespace: ns.into(),
@@ -324,45 +375,171 @@ fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
-/// Runs `attempt` (which must read fresh state each time) until it does not end in 409 Conflict,
-/// at most `attempts` times. Returns the value and how many conflicts were retried.
+/// How one failed cluster request is treated (the one classification every write goes through).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryClass {
+    /// The apiserver is away or overloaded (connection refused or reset, timeout, 5xx, 429): try
+    /// again, after `after` when the server said how long (`Retry-After` / `retryAfterSeconds`).
+    Transient { after: Option<Duration> },
+    /// 409: the object changed since it was read; read again and re-apply.
+    Conflict,
+    /// Trying again cannot help: 403 (never retried), 404, 422 and other 4xx, an undecodable body.
+    Permanent,
+}
+
+/// Pure: how a failed request is retried.
+pub fn is_retryable(e: &kube::Error) -> RetryClass {
+    match e {
+        kube::Error::Api(s) => {
+            let after = s
+                .details
+                .as_ref()
+                .map(|d| d.retry_after_seconds)
+                .filter(|s| *s > 0)
+                .map(|s| Duration::from_secs(u64::from(s)));
+            match s.code {
+                409 => RetryClass::Conflict,
+                429 | 500..=599 => RetryClass::Transient { after },
+                _ => RetryClass::Permanent,
+            }
+        }
+        // Transport: refused, reset, TLS handshake cut short, the client's own timeout.
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => {
+            RetryClass::Transient { after: None }
+        }
+        _ => RetryClass::Permanent,
+    }
+}
+
+/// How long and how often a cluster write is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WritePolicy {
+    /// Give up once this long has passed since the first attempt.
+    pub budget: Duration,
+    /// The first wait; it doubles up to `max_delay`.
+    pub min_delay: Duration,
+    /// The longest wait between two attempts, jitter included (a server hint is clamped to it too:
+    /// the budget, not the hint, bounds the write).
+    pub max_delay: Duration,
+    /// 409s answered with a fresh read before giving up (a writer that keeps changing the object).
+    pub max_conflicts: u32,
+}
+
+impl WritePolicy {
+    /// Ordinary writes: a minute, at most a second between attempts.
+    pub const DEFAULT: WritePolicy = WritePolicy {
+        budget: Duration::from_secs(60),
+        min_delay: Duration::from_millis(50),
+        max_delay: Duration::from_secs(1),
+        max_conflicts: 8,
+    };
+
+    /// A revert: as long as the run may live, at most 250 ms between attempts so traffic is back
+    /// within a fraction of a second of the apiserver answering again.
+    pub fn revert(budget: Duration) -> WritePolicy {
+        WritePolicy {
+            budget,
+            max_delay: Duration::from_millis(250),
+            max_conflicts: u32::MAX,
+            ..WritePolicy::DEFAULT
+        }
+    }
+
+    fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+        use backon::BackoffBuilder;
+        let max = (self.max_delay / 2).max(self.min_delay);
+        backon::ExponentialBuilder::default()
+            .with_min_delay(self.min_delay.min(max))
+            .with_max_delay(max)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+}
+
+impl Default for WritePolicy {
+    fn default() -> Self {
+        WritePolicy::DEFAULT
+    }
+}
+
+/// The one retry loop for cluster writes: runs `attempt` (which must read fresh state each time it
+/// depends on any) until it lands, retrying transient failures with backoff and 409s with a fresh
+/// read, one log line per retry, until `policy.budget` has passed. Returns the value and how many
+/// attempts were retried; on giving up, the last error.
+pub async fn retry_write<T, F, Fut>(
+    what: &str,
+    policy: WritePolicy,
+    mut attempt: F,
+) -> Result<(T, u32), kube::Error>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let deadline = Instant::now() + policy.budget;
+    let mut delays = policy.delays();
+    let mut conflicts = 0u32;
+    let mut i = 0u32;
+    loop {
+        let e = match attempt(i).await {
+            Ok(v) => return Ok((v, i)),
+            Err(e) => e,
+        };
+        let wait = match is_retryable(&e) {
+            RetryClass::Permanent => return Err(e),
+            RetryClass::Conflict if conflicts >= policy.max_conflicts => return Err(e),
+            RetryClass::Conflict => {
+                conflicts += 1;
+                policy.min_delay * conflicts.min(4)
+            }
+            RetryClass::Transient { after } => {
+                let backoff = delays.next().unwrap_or(policy.max_delay);
+                after.map_or(backoff, |a| a.min(policy.max_delay).max(backoff))
+            }
+        };
+        if Instant::now() + wait > deadline {
+            tracing::warn!(what, attempts = i + 1, error = %e, "cluster write gave up at its deadline");
+            return Err(e);
+        }
+        tracing::warn!(what, attempt = i + 1, error = %e, retry_in = ?wait, "cluster write failed; retrying");
+        tokio::time::sleep(wait).await;
+        i += 1;
+    }
+}
+
+/// [`retry_write`] under the default policy with at most `attempts` conflicts; a write that still
+/// conflicts is [`ClusterError::Conflict`]. Returns the value and how many attempts were retried.
 pub async fn retry_on_conflict<T, F, Fut>(
     what: &str,
     attempts: u32,
-    mut attempt: F,
+    attempt: F,
 ) -> Result<(T, u32), ClusterError>
 where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
 {
-    for i in 0..attempts {
-        match attempt(i).await {
-            Ok(v) => return Ok((v, i)),
-            Err(e) if is_conflict(&e) => {
-                tracing::debug!(
-                    what,
-                    attempt = i,
-                    "409 conflict, retrying with a fresh read"
-                );
-                tokio::time::sleep(Duration::from_millis(20 * u64::from(i + 1))).await;
+    let policy = WritePolicy {
+        max_conflicts: attempts.saturating_sub(1),
+        ..WritePolicy::DEFAULT
+    };
+    retry_write(what, policy, attempt).await.map_err(|e| {
+        if is_conflict(&e) {
+            ClusterError::Conflict {
+                what: what.into(),
+                attempts,
             }
-            Err(e) => {
-                return Err(ClusterError::Write {
-                    what: what.into(),
-                    source: Box::new(e),
-                });
+        } else {
+            ClusterError::Write {
+                what: what.into(),
+                source: Box::new(e),
             }
         }
-    }
-    Err(ClusterError::Conflict {
-        what: what.into(),
-        attempts,
     })
 }
 
 /// Watch retries: quick (200 ms doubling to 2 s) so a restarted apiserver is picked up within
 /// seconds; the rollout deadline bounds the whole wait.
-struct QuickBackoff {
+pub(crate) struct QuickBackoff {
     next: Duration,
 }
 
@@ -381,7 +558,7 @@ impl Backoff for QuickBackoff {
     }
 }
 
-fn quick_backoff() -> QuickBackoff {
+pub(crate) fn quick_backoff() -> QuickBackoff {
     QuickBackoff {
         next: Duration::from_millis(200),
     }
@@ -477,28 +654,16 @@ fn pod_summary(p: &Pod) -> PodSummary {
     }
 }
 
-fn lease_holder_and_expiry(lease: &Lease) -> (String, Option<chrono::DateTime<chrono::Utc>>) {
-    let v = serde_json::to_value(&lease.spec).unwrap_or_default();
-    let holder = v
-        .get("holderIdentity")
-        .and_then(|h| h.as_str())
-        .unwrap_or("")
-        .to_string();
-    let duration = v
-        .get("leaseDurationSeconds")
-        .and_then(|d| d.as_i64())
-        .unwrap_or(0);
-    let renew = v
-        .get("renewTime")
-        .or_else(|| v.get("acquireTime"))
-        .and_then(|t| t.as_str())
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&chrono::Utc) + chrono::Duration::seconds(duration));
-    (holder, renew)
-}
-
-fn micro_now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+fn lease_holder_and_duration(lease: &Lease) -> (String, Duration) {
+    let spec = lease.spec.as_ref();
+    let holder = spec
+        .and_then(|s| s.holder_identity.clone())
+        .unwrap_or_default();
+    let secs = spec.and_then(|s| s.lease_duration_seconds).unwrap_or(0);
+    (
+        holder,
+        Duration::from_secs(u64::try_from(secs).unwrap_or(0)),
+    )
 }
 
 fn lease_body(
@@ -516,8 +681,8 @@ fn lease_body(
         "spec": {
             "holderIdentity": holder,
             "leaseDurationSeconds": opts.duration.as_secs().max(1),
-            "acquireTime": micro_now(),
-            "renewTime": micro_now(),
+            "acquireTime": crate::deploy::lease::micro_now(),
+            "renewTime": crate::deploy::lease::micro_now(),
         },
     }))
     .map_err(|e| ClusterError::Decode {
@@ -808,11 +973,19 @@ impl Cluster for KubeCluster {
         let api: Api<Lease> = Api::namespaced(self.client.clone(), namespace);
         let what = format!("lease {namespace}/{name}");
         let started = Instant::now();
+        let mut seen: Option<crate::deploy::lease::Sighting> = None;
+        let reads = WritePolicy {
+            budget: opts.wait,
+            ..self.writes
+        };
         loop {
-            let current = api.get_opt(name).await.map_err(|e| ClusterError::Read {
-                what: what.clone(),
-                source: Box::new(e),
-            })?;
+            let current = retry_write(&format!("read {what}"), reads, |_| api.get_opt(name))
+                .await
+                .map(|(l, _)| l)
+                .map_err(|e| ClusterError::Read {
+                    what: what.clone(),
+                    source: Box::new(e),
+                })?;
             let attempt = match &current {
                 None => api
                     .create(
@@ -822,29 +995,38 @@ impl Cluster for KubeCluster {
                     .await
                     .map(|_| true),
                 Some(l) => {
-                    let (h, expires) = lease_holder_and_expiry(l);
-                    let free = h.is_empty()
-                        || h == holder
-                        || expires.is_none_or(|t| t < chrono::Utc::now());
-                    if free {
-                        if !h.is_empty() && h != holder {
-                            tracing::warn!(lease = %what, previous = %h, "taking over an expired lease");
+                    let (h, duration) = lease_holder_and_duration(l);
+                    let rv = l.metadata.resource_version.clone().unwrap_or_default();
+                    let decision = crate::deploy::lease::takeover(
+                        &h,
+                        &rv,
+                        duration,
+                        holder,
+                        seen.as_ref(),
+                        Instant::now(),
+                    );
+                    match decision {
+                        crate::deploy::lease::Takeover::Wait(s) => {
+                            seen = Some(s);
+                            if started.elapsed() >= opts.wait {
+                                return Err(ClusterError::LeaseHeld {
+                                    namespace: namespace.into(),
+                                    name: name.into(),
+                                    holder: h,
+                                    waited: started.elapsed(),
+                                });
+                            }
+                            Ok(false)
                         }
-                        let body =
-                            lease_body(name, holder, &opts, l.metadata.resource_version.clone())?;
-                        api.replace(name, &PostParams::default(), &body)
-                            .await
-                            .map(|_| true)
-                    } else {
-                        if started.elapsed() >= opts.wait {
-                            return Err(ClusterError::LeaseHeld {
-                                namespace: namespace.into(),
-                                name: name.into(),
-                                holder: h,
-                                waited: started.elapsed(),
-                            });
+                        take => {
+                            if let crate::deploy::lease::Takeover::TakeOver { previous } = take {
+                                tracing::warn!(lease = %what, %previous, "taking over a lease unrenewed for its whole duration");
+                            }
+                            let body = lease_body(name, holder, &opts, Some(rv))?;
+                            api.replace(name, &PostParams::default(), &body)
+                                .await
+                                .map(|_| true)
                         }
-                        Ok(false)
                     }
                 }
             };
@@ -865,6 +1047,12 @@ impl Cluster for KubeCluster {
                     )
                     .await?;
                 }
+                // The apiserver went away between the read and the write: read again (the read
+                // is retried within the wait).
+                Err(e) if matches!(is_retryable(&e), RetryClass::Transient { .. }) => {
+                    tracing::warn!(lease = %what, error = %e, "lease write failed; retrying");
+                    tokio::time::sleep(self.writes.min_delay).await;
+                }
                 Err(e) => {
                     return Err(ClusterError::Write {
                         what,
@@ -873,49 +1061,20 @@ impl Cluster for KubeCluster {
                 }
             }
         }
-        let lost_to = Arc::new(Mutex::new(None));
-        let renew = {
-            let (api, lost) = (api.clone(), lost_to.clone());
-            let (name, me) = (name.to_string(), holder.to_string());
-            let every = (opts.duration / 3).max(Duration::from_millis(200));
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(every).await;
-                    // Renew only our own Lease: read, check the holder, replace with its
-                    // resourceVersion (a 409 means it changed meanwhile: check again next time).
-                    let current = match api.get(&name).await {
-                        Ok(l) => l,
-                        Err(e) => {
-                            tracing::warn!(lease = %name, error = %e, "failed to read the deploy lease for renewal");
-                            continue;
-                        }
-                    };
-                    let (h, _) = lease_holder_and_expiry(&current);
-                    if h != me {
-                        tracing::error!(lease = %name, holder = %h, "lost the deploy lease");
-                        if let Ok(mut l) = lost.lock() {
-                            *l = Some(h);
-                        }
-                        return;
-                    }
-                    let mut renewed = current;
-                    if let Some(spec) = renewed.spec.as_mut()
-                        && let Ok(t) = serde_json::from_value(json!(micro_now()))
-                    {
-                        spec.renew_time = Some(t);
-                    }
-                    if let Err(e) = api.replace(&name, &PostParams::default(), &renewed).await {
-                        tracing::warn!(lease = %name, error = %e, "failed to renew the deploy lease");
-                    }
-                }
-            })
-        };
+        let lost = Arc::new(Mutex::new(None));
+        let renew = tokio::spawn(crate::deploy::lease::keep(
+            api.clone(),
+            name.to_string(),
+            holder.to_string(),
+            opts.duration,
+            lost.clone(),
+        ));
         Ok(LeaseGuard {
             namespace: namespace.into(),
             name: name.into(),
             holder: holder.into(),
             renew: Some(renew),
-            lost_to,
+            lost,
         })
     }
 
@@ -935,7 +1094,7 @@ impl Cluster for KubeCluster {
         else {
             return Ok(());
         };
-        let (h, _) = lease_holder_and_expiry(&l);
+        let (h, _) = lease_holder_and_duration(&l);
         if h != guard.holder {
             return Ok(());
         }

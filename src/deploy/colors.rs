@@ -5,12 +5,15 @@
 //! when to switch or revert is `bluegreen.rs`'s business; this file only does what it is told.
 
 use crate::deploy::bluegreen::{BgState, Color};
-use crate::deploy::cluster::{Cluster, KubeCluster, LeaseGuard, LeaseOptions};
+use crate::deploy::cluster::{
+    Cluster, KubeCluster, LeaseGuard, LeaseOptions, WritePolicy, retry_write,
+};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::wait::await_condition;
+use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 use serde_json::json;
 use std::future::Future;
@@ -148,6 +151,24 @@ pub trait BgCluster: Send + Sync {
         selector: Selector,
         state: &BgState,
     ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    /// Traffic back on `selector` (canary weight to 0 first when `reset_canary`) with `state` in
+    /// the same PATCH, retried for up to `within` — a revert outranks everything, so it is tried
+    /// for as long as the run may live, with short waits between attempts.
+    fn revert(
+        &self,
+        selector: Selector,
+        state: &BgState,
+        reset_canary: bool,
+        within: Duration,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send {
+        let _ = within;
+        async move {
+            if reset_canary {
+                self.canary_weight(0).await?;
+            }
+            self.switch(selector, state).await
+        }
+    }
     /// The preview Service selects `color`; per-colour Services exist.
     fn preview(&self, color: Color) -> impl Future<Output = Result<(), ClusterError>> + Send;
     /// The canary Ingress sends `weight`% to the preview Service.
@@ -184,6 +205,82 @@ impl KubeColors {
             lease: format!("fm-deploy-{environment}"),
             guard: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The same adapter with every write retried under `writes` (the Lease's writes included).
+    pub fn with_writes(mut self, writes: WritePolicy) -> Self {
+        self.leases = self.leases.with_writes(writes);
+        self
+    }
+
+    /// Runs one request under the retry layer; gives up with the last error as `what` on `name`.
+    async fn retried<T, F, Fut>(
+        &self,
+        what: &'static str,
+        name: &str,
+        policy: WritePolicy,
+        attempt: F,
+    ) -> Result<T, ClusterError>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        let label = format!("{what} {}/{name}", self.spec.namespace);
+        retry_write(&label, policy, attempt)
+            .await
+            .map(|(v, _)| v)
+            .map_err(self.err(what, name))
+    }
+
+    /// The live Service's selector and record: one server-side apply under `policy`.
+    async fn switch_with(
+        &self,
+        selector: Selector,
+        state: &BgState,
+        policy: WritePolicy,
+    ) -> Result<(), ClusterError> {
+        let name = self.spec.service.clone();
+        let body = Patch::Apply(self.service_body(&name, selector, Some(state))?);
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let svc = self.services();
+        self.retried("switch the selector of service", &name, policy, |_| {
+            svc.patch(&name, &pp, &body)
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn canary_weight_with(
+        &self,
+        weight: u8,
+        policy: WritePolicy,
+    ) -> Result<(), ClusterError> {
+        let Some(name) = self.spec.canary_ingress.clone() else {
+            return Ok(());
+        };
+        let mut rule = json!({"http": {"paths": [{
+            "path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": self.spec.preview_service, "port": {"number": self.spec.port}}},
+        }]}});
+        if let Some(h) = &self.spec.ingress_host {
+            rule["host"] = json!(h);
+        }
+        let body = Patch::Apply(json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": name, "labels": self.labels(None), "annotations": {
+                "kubernetes.io/ingress.class": "nginx",
+                "nginx.ingress.kubernetes.io/canary": "true",
+                "nginx.ingress.kubernetes.io/canary-weight": weight.to_string(),
+            }},
+            "spec": {"rules": [rule]},
+        }));
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let api = Api::<Ingress>::namespaced(self.client.clone(), &self.spec.namespace);
+        self.retried("set the canary weight of ingress", &name, policy, |_| {
+            api.patch(&name, &pp, &body)
+        })
+        .await?;
+        Ok(())
     }
 
     fn take_guard(&self) -> Option<LeaseGuard> {
@@ -280,11 +377,12 @@ fn deployment_detail(d: Option<&Deployment>) -> String {
 impl BgCluster for KubeColors {
     async fn read_state(&self) -> Result<BgState, ClusterError> {
         let name = &self.spec.service;
+        let api = self.services();
         let svc = self
-            .services()
-            .get_opt(name)
-            .await
-            .map_err(self.err("read service", name))?;
+            .retried("read service", name, self.leases.writes(), |_| {
+                api.get_opt(name)
+            })
+            .await?;
         let text = svc
             .and_then(|s| s.metadata.annotations)
             .and_then(|mut a| a.remove(STATE_ANNOTATION));
@@ -305,18 +403,26 @@ impl BgCluster for KubeColors {
             name: name.clone(),
             source,
         })?;
-        let patch = json!({"metadata": {"annotations": { STATE_ANNOTATION: text }}});
-        match self
-            .services()
-            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Before the first switch the Service does not exist yet: the switch creates it with
-            // the record.
-            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-            Err(e) => Err(self.err("write the state on service", name)(e)),
-        }
+        let patch = Patch::Merge(json!({"metadata": {"annotations": { STATE_ANNOTATION: text }}}));
+        let (api, pp) = (self.services(), PatchParams::default());
+        // Before the first switch the Service does not exist yet: the switch creates it with the
+        // record (a 404 here is "nothing to annotate", not a failure).
+        self.retried(
+            "write the state on service",
+            name,
+            self.leases.writes(),
+            |_| {
+                let (api, pp, patch) = (api.clone(), pp.clone(), patch.clone());
+                async move {
+                    match api.patch(name, &pp, &patch).await {
+                        Ok(_) => Ok(()),
+                        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                        Err(e) => Err(e),
+                    }
+                }
+            },
+        )
+        .await
     }
 
     async fn apply_color(
@@ -342,71 +448,98 @@ impl BgCluster for KubeColors {
                 },
             },
         });
-        self.deployments()
-            .patch(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(body),
-            )
-            .await
-            .map_err(self.err("apply deployment", &name))?;
+        let (api, pp, body) = (
+            self.deployments(),
+            PatchParams::apply(FIELD_MANAGER).force(),
+            Patch::Apply(body),
+        );
+        self.retried("apply deployment", &name, self.leases.writes(), |_| {
+            api.patch(&name, &pp, &body)
+        })
+        .await?;
         Ok(())
     }
 
+    /// Watches the Deployment through apiserver restarts (the watch re-lists with a short backoff)
+    /// until it is complete or `deadline` passes.
     async fn wait_ready(&self, color: Color, deadline: Duration) -> Result<(), ClusterError> {
         let name = self.spec.deployment_name(color);
-        let api = self.deployments();
-        let waited = tokio::time::timeout(
-            deadline,
-            await_condition(api.clone(), &name, deployment_complete),
-        )
-        .await;
-        match waited {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(ClusterError::NotReady {
-                namespace: self.spec.namespace.clone(),
-                name,
-                deadline,
-                detail: e.to_string(),
-            }),
-            Err(_) => {
-                let last = api.get_opt(&name).await.ok().flatten();
-                Err(ClusterError::NotReady {
-                    namespace: self.spec.namespace.clone(),
-                    name,
-                    deadline,
-                    detail: deployment_detail(last.as_ref()),
-                })
+        let stream = kube::runtime::watcher::watch_object(self.deployments(), &name)
+            .backoff(crate::deploy::cluster::quick_backoff());
+        futures::pin_mut!(stream);
+        let until = tokio::time::Instant::now() + deadline;
+        let mut last: Option<Deployment> = None;
+        let mut last_error: Option<String> = None;
+        loop {
+            tokio::select! {
+                ev = stream.next() => match ev {
+                    Some(Ok(d)) => {
+                        last_error = None;
+                        if deployment_complete(d.as_ref()) {
+                            return Ok(());
+                        }
+                        last = d;
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(deployment = %name, error = %e, "deployment watch interrupted; retrying");
+                        last_error = Some(e.to_string());
+                    }
+                    None => {
+                        last_error = Some("the watch ended".into());
+                        tokio::time::sleep_until(until).await;
+                    }
+                },
+                () = tokio::time::sleep_until(until) => {
+                    let mut detail = deployment_detail(last.as_ref());
+                    if let Some(e) = last_error {
+                        detail.push_str(&format!("; the apiserver was unreachable at the deadline ({e})"));
+                    }
+                    return Err(ClusterError::NotReady {
+                        namespace: self.spec.namespace.clone(),
+                        name,
+                        deadline,
+                        detail,
+                    });
+                }
             }
         }
     }
 
     async fn scale(&self, color: Color, replicas: u32) -> Result<(), ClusterError> {
         let name = self.spec.deployment_name(color);
-        let patch = json!({"spec": {"replicas": replicas}});
-        match self
-            .deployments()
-            .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 404 && replicas == 0 => Ok(()),
-            Err(e) => Err(self.err("scale deployment", &name)(e)),
-        }
+        let patch = Patch::Merge(json!({"spec": {"replicas": replicas}}));
+        let (api, pp) = (self.deployments(), PatchParams::default());
+        self.retried("scale deployment", &name, self.leases.writes(), |_| {
+            let (api, pp, patch, name) = (api.clone(), pp.clone(), patch.clone(), name.clone());
+            async move {
+                match api.patch(&name, &pp, &patch).await {
+                    Ok(_) => Ok(()),
+                    // Nothing to scale down.
+                    Err(kube::Error::Api(e)) if e.code == 404 && replicas == 0 => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .await
     }
 
     async fn switch(&self, selector: Selector, state: &BgState) -> Result<(), ClusterError> {
-        let name = self.spec.service.clone();
-        let body = self.service_body(&name, selector, Some(state))?;
-        self.services()
-            .patch(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(body),
-            )
+        self.switch_with(selector, state, self.leases.writes())
             .await
-            .map_err(self.err("switch the selector of service", &name))?;
-        Ok(())
+    }
+
+    async fn revert(
+        &self,
+        selector: Selector,
+        state: &BgState,
+        reset_canary: bool,
+        within: Duration,
+    ) -> Result<(), ClusterError> {
+        let policy = WritePolicy::revert(within);
+        if reset_canary {
+            self.canary_weight_with(0, policy).await?;
+        }
+        self.switch_with(selector, state, policy).await
     }
 
     async fn preview(&self, color: Color) -> Result<(), ClusterError> {
@@ -416,44 +549,18 @@ impl BgCluster for KubeColors {
             bodies.push((self.spec.color_service(c), Selector::Only(c)));
         }
         for (name, sel) in bodies {
-            let body = self.service_body(&name, sel, None)?;
-            self.services()
-                .patch(&name, &pp, &Patch::Apply(body))
-                .await
-                .map_err(self.err("apply service", &name))?;
+            let body = Patch::Apply(self.service_body(&name, sel, None)?);
+            let api = self.services();
+            self.retried("apply service", &name, self.leases.writes(), |_| {
+                api.patch(&name, &pp, &body)
+            })
+            .await?;
         }
         Ok(())
     }
 
     async fn canary_weight(&self, weight: u8) -> Result<(), ClusterError> {
-        let Some(name) = self.spec.canary_ingress.clone() else {
-            return Ok(());
-        };
-        let mut rule = json!({"http": {"paths": [{
-            "path": "/", "pathType": "Prefix",
-            "backend": {"service": {"name": self.spec.preview_service, "port": {"number": self.spec.port}}},
-        }]}});
-        if let Some(h) = &self.spec.ingress_host {
-            rule["host"] = json!(h);
-        }
-        let body = json!({
-            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": {"name": name, "labels": self.labels(None), "annotations": {
-                "kubernetes.io/ingress.class": "nginx",
-                "nginx.ingress.kubernetes.io/canary": "true",
-                "nginx.ingress.kubernetes.io/canary-weight": weight.to_string(),
-            }},
-            "spec": {"rules": [rule]},
-        });
-        Api::<Ingress>::namespaced(self.client.clone(), &self.spec.namespace)
-            .patch(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(body),
-            )
-            .await
-            .map_err(self.err("set the canary weight of ingress", &name))?;
-        Ok(())
+        self.canary_weight_with(weight, self.leases.writes()).await
     }
 
     async fn acquire_lease(
@@ -476,21 +583,23 @@ impl BgCluster for KubeColors {
         Ok(())
     }
 
-    /// The guard renews in the background; this reports a Lease that was lost meanwhile (another
-    /// run took it over after it expired), so the release stops rather than race that run.
+    /// The guard renews in the background (each renewal retried within the Lease's duration);
+    /// this reports a Lease that was lost meanwhile — taken over, or unrenewed for its whole
+    /// duration — so the release stops acting rather than race another run.
     async fn renew_lease(&self, holder: &str) -> Result<(), ClusterError> {
         let lost = self
             .guard
             .lock()
             .ok()
-            .and_then(|g| g.as_ref().and_then(LeaseGuard::lost_to));
+            .and_then(|g| g.as_ref().and_then(LeaseGuard::lost));
         match lost {
-            Some(other) => Err(ClusterError::LeaseHeld {
-                namespace: self.spec.namespace.clone(),
-                name: self.lease.clone(),
-                holder: other,
-                waited: Duration::ZERO,
-            }),
+            Some(loss) => Err(ClusterError::Lease(Box::new(
+                crate::deploy::cluster::ClusterError::LeaseLost {
+                    namespace: self.spec.namespace.clone(),
+                    name: self.lease.clone(),
+                    loss,
+                },
+            ))),
             None => {
                 tracing::debug!(lease = %self.lease, holder, "lease held");
                 Ok(())

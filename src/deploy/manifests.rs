@@ -257,6 +257,8 @@ pub fn example_environment(name: &str, namespace: &str, strategy: StrategyKind) 
         rollback: RollbackSpec {
             sample_every: Duration::from_secs(10),
             on_no_data: NoDataPolicy::Hold,
+            min_data: crate::policy::model::DEFAULT_MIN_DATA,
+            on_inconclusive: crate::policy::model::InconclusivePolicy::Rollback,
             triggers: vec![],
         },
     }

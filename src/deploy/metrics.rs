@@ -41,6 +41,13 @@ pub trait MetricsSource: Send + Sync {
     ) -> impl Future<Output = Result<Option<f64>, MetricsError>> + Send;
 }
 
+/// How long one trigger query may take: below the sample interval (four fifths of it, at most
+/// 5 s, at least 50 ms), so a hung Prometheus yields a "no data" sample on time instead of
+/// stretching the sampling.
+pub fn query_timeout(sample_every: Duration) -> Duration {
+    (sample_every * 4 / 5).clamp(Duration::from_millis(50), Duration::from_secs(5))
+}
+
 /// Replace every `{color}` in a trigger's query.
 pub fn substitute_color(query: &str, color: &str) -> String {
     query.replace("{color}", color)

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod colors;
 pub mod health;
 pub mod labels;
+pub mod lease;
 pub mod manifests;
 pub mod metrics;
 pub mod predeploy;

@@ -202,11 +202,11 @@ async fn deploy<C: Cluster, P: Prober, T: PostDeployTests>(
         .await?;
     let result = deploy_locked(cluster, prober, tests, kind, app, env, inputs, opts).await;
     // Exclusivity was not kept: say so instead of reporting the outcome as ours alone.
-    if let Some(other) = lease.lost_to() {
+    if let Some(loss) = lease.lost() {
         return Err(ClusterError::LeaseLost {
             namespace: lease.namespace.clone(),
             name: lease.name.clone(),
-            holder: other,
+            loss,
         }
         .into());
     }

@@ -5,7 +5,7 @@
 //! detection time the plan shows, and decision-latency bookkeeping. Must not touch: clocks,
 //! Prometheus, HTTP — samples arrive as data, times as offsets from the start of monitoring.
 
-use crate::policy::model::{NoDataPolicy, RollbackSpec, TriggerSource, TriggerSpec};
+use crate::policy::model::{NoDataPolicy, Ratio, RollbackSpec, TriggerSource, TriggerSpec};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -162,6 +162,31 @@ impl TriggerSeries {
     pub fn state(&self, no_data: NoDataPolicy) -> TriggerState {
         evaluate(&self.condition, no_data, &self.samples)
     }
+
+    /// (samples with data, samples).
+    pub fn coverage(&self) -> (usize, usize) {
+        let with = self.samples.iter().filter(|s| s.value.is_some()).count();
+        (with, self.samples.len())
+    }
+}
+
+/// Pure: the trigger with the smallest share of samples carrying data, when that share is below
+/// `min_data` — the window cannot be judged. The text names it and the counts.
+pub fn short_of_data(series: &[TriggerSeries], min_data: Ratio) -> Option<String> {
+    series
+        .iter()
+        .map(|s| (s, s.coverage()))
+        .filter(|(_, (with, total))| (*with as f64) < min_data.0 * (*total as f64) || *total == 0)
+        .min_by(|(_, (a, n)), (_, (b, m))| {
+            let share = |w: usize, t: usize| if t == 0 { 0.0 } else { w as f64 / t as f64 };
+            share(*a, *n).total_cmp(&share(*b, *m))
+        })
+        .map(|(s, (with, total))| {
+            format!(
+                "`{}` had data in {with} of {total} samples ({min_data} needed)",
+                s.name
+            )
+        })
 }
 
 /// The verdict of a monitoring window so far.
@@ -170,8 +195,11 @@ impl TriggerSeries {
 pub enum MonitorVerdict {
     /// Keep sampling.
     Continue,
-    /// The window elapsed with no trigger fired.
+    /// The window elapsed with no trigger fired and every trigger had enough data.
     Passed,
+    /// The window elapsed with no trigger fired but too few samples with data to judge: never a
+    /// pass.
+    Inconclusive { detail: String },
     /// A trigger fired; the earliest detection wins (ties: policy order).
     Fire {
         trigger: String,
@@ -183,10 +211,12 @@ pub enum MonitorVerdict {
 }
 
 /// Verdict over every trigger at `elapsed` into a window of length `window`. A firing always wins
-/// over the window ending (fail closed).
+/// over the window ending (fail closed); a window that ends with some trigger short of `min_data`
+/// is inconclusive, not passed.
 pub fn verdict(
     series: &[TriggerSeries],
     no_data: NoDataPolicy,
+    min_data: Ratio,
     elapsed: Duration,
     window: Duration,
 ) -> MonitorVerdict {
@@ -207,7 +237,10 @@ pub fn verdict(
             satisfied_at,
             detected_at,
         },
-        None if elapsed >= window => MonitorVerdict::Passed,
+        None if elapsed >= window => match short_of_data(series, min_data) {
+            Some(detail) => MonitorVerdict::Inconclusive { detail },
+            None => MonitorVerdict::Passed,
+        },
         None => MonitorVerdict::Continue,
     }
 }
@@ -451,6 +484,47 @@ mod tests {
         );
     }
 
+    /// Protects "no blind windows": a window that ends with a trigger short of data is inconclusive
+    /// (naming the trigger and its counts) under every no-data policy that does not fire, while
+    /// enough data passes and a firing still wins.
+    #[test]
+    fn window_without_enough_data_is_inconclusive() {
+        let mk = |name: &str, vals: &[Option<f64>]| TriggerSeries {
+            name: name.into(),
+            condition: cond(0.5, 1),
+            samples: series(vals),
+        };
+        let w = Duration::from_secs(4);
+        let min = Ratio(0.8);
+        let gaps = mk("error-rate", &[H, None, None, None, None]);
+        let full = mk("latency", &[H, H, H, H, H]);
+        for pol in [NoDataPolicy::Hold, NoDataPolicy::Pass] {
+            assert_eq!(
+                verdict(&[full.clone(), gaps.clone()], pol, min, w, w),
+                MonitorVerdict::Inconclusive {
+                    detail: "`error-rate` had data in 1 of 5 samples (80% needed)".into()
+                },
+                "{pol:?}"
+            );
+        }
+        // 4 of 5 is exactly 80%: enough.
+        let four = mk("error-rate", &[H, H, None, H, H]);
+        assert_eq!(
+            verdict(&[full.clone(), four], NoDataPolicy::Hold, min, w, w),
+            MonitorVerdict::Passed
+        );
+        // Gaps counted as breaches fire: a firing is never inconclusive.
+        assert!(matches!(
+            verdict(std::slice::from_ref(&gaps), NoDataPolicy::Fail, min, w, w),
+            MonitorVerdict::Fire { .. }
+        ));
+        // Before the window ends nothing is decided.
+        assert_eq!(
+            verdict(&[gaps], NoDataPolicy::Hold, min, Duration::from_secs(1), w),
+            MonitorVerdict::Continue
+        );
+    }
+
     /// Protects the monitoring verdict: firing beats the window ending, earliest detection wins.
     #[test]
     fn verdict_over_triggers() {
@@ -465,18 +539,31 @@ mod tests {
             verdict(
                 std::slice::from_ref(&quiet),
                 NoDataPolicy::Hold,
+                crate::policy::model::DEFAULT_MIN_DATA,
                 Duration::from_secs(2),
                 w
             ),
             MonitorVerdict::Continue
         );
         assert_eq!(
-            verdict(std::slice::from_ref(&quiet), NoDataPolicy::Hold, w, w),
+            verdict(
+                std::slice::from_ref(&quiet),
+                NoDataPolicy::Hold,
+                crate::policy::model::DEFAULT_MIN_DATA,
+                w,
+                w
+            ),
             MonitorVerdict::Passed
         );
         let late = mk("late", &[H, H, B, B, B]);
         let early = mk("early", &[B, B, H, H, H]);
-        let v = verdict(&[quiet, late, early], NoDataPolicy::Hold, w, w);
+        let v = verdict(
+            &[quiet, late, early],
+            NoDataPolicy::Hold,
+            crate::policy::model::DEFAULT_MIN_DATA,
+            w,
+            w,
+        );
         assert_eq!(
             v,
             MonitorVerdict::Fire {
@@ -547,6 +634,8 @@ mod tests {
         let spec = RollbackSpec {
             sample_every: Duration::from_secs(10),
             on_no_data: NoDataPolicy::Hold,
+            min_data: crate::policy::model::DEFAULT_MIN_DATA,
+            on_inconclusive: crate::policy::model::InconclusivePolicy::Rollback,
             triggers: vec![probe],
         };
         let plan = plan_triggers(&spec);

@@ -1192,6 +1192,8 @@ fn decode_environment(
         None => Some(RollbackSpec {
             sample_every: Duration::from_secs(10),
             on_no_data: NoDataPolicy::Hold,
+            min_data: DEFAULT_MIN_DATA,
+            on_inconclusive: InconclusivePolicy::Rollback,
             triggers: Vec::new(),
         }),
     };
@@ -1496,7 +1498,34 @@ fn decode_rollback(
     path: &str,
     app: Option<&AppSpec>,
 ) -> Option<RollbackSpec> {
-    let f = d.fields(n, path, &["sample_every", "on_no_data", "triggers"])?;
+    let f = d.fields(
+        n,
+        path,
+        &[
+            "sample_every",
+            "on_no_data",
+            "min_data",
+            "on_inconclusive",
+            "triggers",
+        ],
+    )?;
+    let min_data = f
+        .get("min_data")
+        .map(|v| d.ratio(v, &f.child("min_data")))
+        .unwrap_or(Some(DEFAULT_MIN_DATA));
+    let on_inconclusive = f
+        .get("on_inconclusive")
+        .map(|v| {
+            d.choice(
+                v,
+                &f.child("on_inconclusive"),
+                &[
+                    ("rollback", InconclusivePolicy::Rollback),
+                    ("pause", InconclusivePolicy::Pause),
+                ],
+            )
+        })
+        .unwrap_or(Some(InconclusivePolicy::Rollback));
     let sample_every = f
         .get("sample_every")
         .map(|v| d.duration(v, &f.child("sample_every")))
@@ -1556,6 +1585,8 @@ fn decode_rollback(
     Some(RollbackSpec {
         sample_every: sample_every?,
         on_no_data: on_no_data?,
+        min_data: min_data?,
+        on_inconclusive: on_inconclusive?,
         triggers,
     })
 }

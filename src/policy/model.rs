@@ -359,11 +359,28 @@ pub enum NoDataPolicy {
     Pass,
 }
 
+/// What a window without enough data to judge leads to (never a pass).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InconclusivePolicy {
+    /// Traffic back on the previous colour, as if a trigger fired.
+    Rollback,
+    /// Traffic stays; the release waits for `promote` (accept) or `rollback`.
+    Pause,
+}
+
+/// Share of samples that must carry data when none is configured.
+pub const DEFAULT_MIN_DATA: Ratio = Ratio(0.8);
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RollbackSpec {
     #[serde(with = "duration_text")]
     pub sample_every: Duration,
     pub on_no_data: NoDataPolicy,
+    /// Each trigger needs data in at least this share of a window's samples, or the window is
+    /// inconclusive.
+    pub min_data: Ratio,
+    pub on_inconclusive: InconclusivePolicy,
     pub triggers: Vec<TriggerSpec>,
 }
 

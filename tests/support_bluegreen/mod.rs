@@ -5,6 +5,7 @@
     reason = "shared by several test crates; each uses a different part"
 )]
 
+pub mod faults;
 pub mod flow;
 pub mod prometheus;
 pub mod scenario;

@@ -95,7 +95,32 @@ impl OwnPrometheus {
         .await
     }
 
+    /// SIGSTOP: it keeps its port open but answers nothing (a hung Prometheus).
+    pub fn freeze(&self) -> anyhow::Result<()> {
+        self.signal(nix::sys::signal::Signal::SIGSTOP)
+    }
+
+    /// SIGCONT after `freeze`.
+    pub fn thaw(&self) -> anyhow::Result<()> {
+        self.signal(nix::sys::signal::Signal::SIGCONT)
+    }
+
+    /// SIGKILL: gone, connections refused (reaped by `stop`).
+    pub fn kill(&self) -> anyhow::Result<()> {
+        self.signal(nix::sys::signal::Signal::SIGKILL)
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        let pid = self
+            .child
+            .id()
+            .ok_or_else(|| anyhow::anyhow!("prometheus already exited"))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid)?), sig)?;
+        Ok(())
+    }
+
     pub async fn stop(mut self) {
+        let _ = self.signal(nix::sys::signal::Signal::SIGCONT);
         let _ = self.child.kill().await;
     }
 }

@@ -49,6 +49,17 @@ pub struct Scenario {
 impl Scenario {
     /// Everything up; `images` get an app process each (plus the ones the kubelet never serves).
     pub async fn start(prefix: &str, images: &[&str], canary: bool) -> anyhow::Result<Scenario> {
+        Self::start_via(prefix, images, canary, None).await
+    }
+
+    /// Like `start`, with the release's client talking to the apiserver at `server` (a private
+    /// one a fault test kills); the harness (kubelet, routers, assertions) keeps the shared one.
+    pub async fn start_via(
+        prefix: &str,
+        images: &[&str],
+        canary: bool,
+        server: Option<&str>,
+    ) -> anyhow::Result<Scenario> {
         let tb = Testbed::get()?;
         let client = tb.client().await?;
         let ns = TestNamespace::create(&tb, &client, prefix).await?;
@@ -87,14 +98,17 @@ impl Scenario {
         let deployer = match tb.env.get("FM_TESTBED_DEPLOYER_KUBECONFIG") {
             Some(p) => {
                 let kc = kube::config::Kubeconfig::read_from(p)?;
-                let cfg = kube::Config::from_custom_kubeconfig(
+                let mut cfg = kube::Config::from_custom_kubeconfig(
                     kc,
                     &kube::config::KubeConfigOptions::default(),
                 )
                 .await?;
+                if let Some(s) = server {
+                    cfg.cluster_url = s.parse()?;
+                }
                 Client::try_from(cfg)?
             }
-            None => client.clone(),
+            None => Client::try_from(tb.config_for(server).await?)?,
         };
         let cluster = KubeColors::new(deployer, spec, "production");
         let metrics = PrometheusClient::new(&prom.url, Duration::from_secs(5))?;
@@ -146,6 +160,8 @@ impl Scenario {
             rollback: RollbackSpec {
                 sample_every: Duration::from_secs(1),
                 on_no_data,
+                min_data: fm_deploy::policy::model::DEFAULT_MIN_DATA,
+                on_inconclusive: fm_deploy::policy::model::InconclusivePolicy::Rollback,
                 triggers,
             },
             shift_pause: Duration::from_secs(3),
@@ -157,6 +173,7 @@ impl Scenario {
             holder: "run-1".into(),
             lease_ttl: Duration::from_secs(30),
             lease_wait: Duration::from_secs(10),
+            run_deadline: Duration::from_secs(120),
             probes_per_sample: 4,
             progress_every: Duration::from_secs(1),
             check_run_id: None,
@@ -248,7 +265,7 @@ pub fn error_rate(above: f64, for_: u64, w: u64) -> TriggerSpec {
     prom_trigger(
         "error-rate",
         &format!(
-            "sum(rate(http_requests_total{{color=\"{{color}}\",path=\"/api/solve\",code=~\"5..\"}}[{w}s])) / sum(rate(http_requests_total{{color=\"{{color}}\",path=\"/api/solve\"}}[{w}s]))"
+            "(sum(rate(http_requests_total{{color=\"{{color}}\",path=\"/api/solve\",code=~\"5..\"}}[{w}s])) or vector(0)) / sum(rate(http_requests_total{{color=\"{{color}}\",path=\"/api/solve\"}}[{w}s]))"
         ),
         above,
         for_,

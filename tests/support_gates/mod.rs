@@ -188,6 +188,8 @@ pub fn environment(name: &str, coverage_min: Option<f64>) -> EnvironmentSpec {
         rollback: RollbackSpec {
             sample_every: Duration::from_secs(10),
             on_no_data: NoDataPolicy::Hold,
+            min_data: fm_deploy::policy::model::DEFAULT_MIN_DATA,
+            on_inconclusive: fm_deploy::policy::model::InconclusivePolicy::Rollback,
             triggers: vec![],
         },
     }

@@ -10,6 +10,7 @@
     reason = "shared by several test crates; each uses a different part"
 )]
 
+pub mod apiserver;
 pub mod app;
 pub mod kubelet;
 pub mod prom;
