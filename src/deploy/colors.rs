@@ -6,6 +6,7 @@
 
 use crate::deploy::bluegreen::{BgState, Color};
 use crate::deploy::cluster::{Cluster, KubeCluster, LeaseGuard, LeaseOptions};
+use crate::deploy::forbidden::{forbidden, forbidden_watch};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -58,6 +59,9 @@ pub enum ClusterError {
         #[source]
         source: serde_json::Error,
     },
+    /// The apiserver refused a request for want of a permission (403): final, never retried.
+    #[error(transparent)]
+    Forbidden(crate::deploy::forbidden::Forbidden),
     /// The environment's Lease, through the shared implementation in `deploy::cluster`.
     #[error(transparent)]
     Lease(Box<crate::deploy::cluster::ClusterError>),
@@ -77,6 +81,7 @@ impl From<crate::deploy::cluster::ClusterError> for ClusterError {
                 holder,
                 waited,
             },
+            crate::deploy::cluster::ClusterError::Forbidden(f) => ClusterError::Forbidden(f),
             other => ClusterError::Lease(Box::new(other)),
         }
     }
@@ -200,11 +205,14 @@ impl KubeColors {
     }
     fn err(&self, what: &'static str, name: &str) -> impl Fn(kube::Error) -> ClusterError {
         let (namespace, name) = (self.spec.namespace.clone(), name.to_string());
-        move |source| ClusterError::Api {
-            what,
-            namespace: namespace.clone(),
-            name: name.clone(),
-            source: Box::new(source),
+        move |source| match forbidden(&source) {
+            Some(f) => ClusterError::Forbidden(f),
+            None => ClusterError::Api {
+                what,
+                namespace: namespace.clone(),
+                name: name.clone(),
+                source: Box::new(source),
+            },
         }
     }
     fn labels(&self, color: Option<Color>) -> serde_json::Value {
@@ -363,12 +371,15 @@ impl BgCluster for KubeColors {
         .await;
         match waited {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(ClusterError::NotReady {
-                namespace: self.spec.namespace.clone(),
-                name,
-                deadline,
-                detail: e.to_string(),
-            }),
+            Ok(Err(kube::runtime::wait::Error::ProbeFailed(e))) => match forbidden_watch(&e) {
+                Some(f) => Err(ClusterError::Forbidden(f)),
+                None => Err(ClusterError::NotReady {
+                    namespace: self.spec.namespace.clone(),
+                    name,
+                    deadline,
+                    detail: e.to_string(),
+                }),
+            },
             Err(_) => {
                 let last = api.get_opt(&name).await.ok().flatten();
                 Err(ClusterError::NotReady {
