@@ -10,7 +10,7 @@ mod support_k8s;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 use support_k8s::Fixture;
@@ -116,14 +116,6 @@ async fn slack_stand_in() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String
     (format!("http://{addr}/services/T000/B000/XXXX"), posts)
 }
 
-fn deployer_kubeconfig(fx: &Fixture) -> PathBuf {
-    fx.tb
-        .env
-        .get("FM_TESTBED_DEPLOYER_KUBECONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| fx.tb.kubeconfig.clone())
-}
-
 /// `pipeline` on a development branch: gates pass, the direct deploy applies, waits Ready and
 /// smoke-tests through the Service; a second run with a new tag rolls the image forward.
 #[tokio::test]
@@ -137,7 +129,7 @@ async fn binary_direct_deploy() -> anyhow::Result<()> {
         dir.path().join("policy.yml"),
         policy(&fx.ns, &router.url(), "direct", false),
     )?;
-    let kc = deployer_kubeconfig(&fx);
+    let kc = fx.deployer_kubeconfig();
 
     let (out, outputs) = deploy(dir.path(), &kc, "v1").await;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -195,7 +187,7 @@ async fn binary_rolling_post_deploy_failure_rolls_back() -> anyhow::Result<()> {
     fx.serve_image("example/web:v2", "v2", "127.0.0.8").await?;
     let router = fx.router("web").await?;
     let dir = tempfile::tempdir()?;
-    let kc = deployer_kubeconfig(&fx);
+    let kc = fx.deployer_kubeconfig();
 
     std::fs::write(
         dir.path().join("policy.yml"),
@@ -241,7 +233,7 @@ async fn binary_deploy_cancelled_by_sigterm() -> anyhow::Result<()> {
         dir.path().join("policy.yml"),
         policy(&fx.ns, &router.url(), "direct", false),
     )?;
-    let kc = deployer_kubeconfig(&fx);
+    let kc = fx.deployer_kubeconfig();
     let child = tokio::process::Command::new(BIN)
         .args([
             "deploy",

@@ -125,7 +125,7 @@ impl ClusterError {
     /// `Apply`, or `Forbidden` for a 403.
     pub fn apply(kind: &str, namespace: &str, name: &str, e: kube::Error) -> ClusterError {
         match forbidden(&e) {
-            Some(f) => ClusterError::Forbidden(f),
+            Some(f) => ClusterError::Forbidden(f.in_namespace(namespace)),
             None => ClusterError::Apply {
                 kind: kind.into(),
                 namespace: namespace.into(),
@@ -702,6 +702,9 @@ impl Cluster for KubeCluster {
         let mut pods: BTreeMap<String, Pod> = BTreeMap::new();
         let mut pods_pending: BTreeMap<String, Pod> = BTreeMap::new();
         let mut last_error: Option<String> = None;
+        // Complete only once the pods were listed: a rollout judged without its pods would miss a
+        // crash loop (and a missing `list pods` permission would go unnoticed).
+        let mut pods_listed = false;
         loop {
             let summary = summarize(
                 &dep,
@@ -722,14 +725,14 @@ impl Cluster for KubeCluster {
                 });
             }
             match next_step(plan, &summary, elapsed) {
-                RolloutStep::Complete => {
+                RolloutStep::Complete if pods_listed => {
                     return Ok(RolloutResult::Complete {
                         summary,
                         noticed: std::time::Instant::now(),
                     });
                 }
                 RolloutStep::Fail(f) => return Ok(RolloutResult::Failed(f)),
-                RolloutStep::Wait => {}
+                RolloutStep::Complete | RolloutStep::Wait => {}
             }
             tokio::select! {
                 ev = dep_stream.next() => match ev {
@@ -749,7 +752,7 @@ impl Cluster for KubeCluster {
                     Some(Ok(Event::Delete(p))) => { pods.remove(&p.name_any()); }
                     Some(Ok(Event::Init)) => pods_pending.clear(),
                     Some(Ok(Event::InitApply(p))) => { pods_pending.insert(p.name_any(), p); }
-                    Some(Ok(Event::InitDone)) => { pods = std::mem::take(&mut pods_pending); last_error = None; }
+                    Some(Ok(Event::InitDone)) => { pods = std::mem::take(&mut pods_pending); pods_listed = true; last_error = None; }
                     Some(Err(e)) => {
                         if let Some(f) = forbidden_watch(&e) { return Err(ClusterError::Forbidden(f)); }
                         tracing::warn!(error = %e, "pod watch interrupted; retrying"); last_error = Some(e.to_string());

@@ -206,7 +206,7 @@ impl KubeColors {
     fn err(&self, what: &'static str, name: &str) -> impl Fn(kube::Error) -> ClusterError {
         let (namespace, name) = (self.spec.namespace.clone(), name.to_string());
         move |source| match forbidden(&source) {
-            Some(f) => ClusterError::Forbidden(f),
+            Some(f) => ClusterError::Forbidden(f.in_namespace(&namespace)),
             None => ClusterError::Api {
                 what,
                 namespace: namespace.clone(),

@@ -28,9 +28,21 @@ pub struct Forbidden {
     pub user: String,
     /// The apiserver's message, kept when it could not be read as an RBAC refusal.
     pub message: String,
+    /// The refusal did not say where (the create check of a server-side apply): the caller
+    /// fills in the namespace it sent to ([`Forbidden::in_namespace`]).
+    pub scope_unknown: bool,
 }
 
 impl Forbidden {
+    /// The namespace the request went to, when the refusal did not say (a namespaced object).
+    pub fn in_namespace(mut self, namespace: &str) -> Forbidden {
+        if self.scope_unknown && !namespace.is_empty() {
+            self.namespace = Some(namespace.to_string());
+            self.scope_unknown = false;
+        }
+        self
+    }
+
     /// `deployments.apps`, `services`: the resource the way `kubectl auth can-i` takes it.
     pub fn qualified_resource(&self) -> String {
         if self.group.is_empty() {
@@ -102,6 +114,21 @@ pub fn forbidden_status(s: &Status) -> Option<Forbidden> {
     });
     let resource = quoted_after(" resource \"");
     let (Some(verb), Some(resource)) = (verb, resource) else {
+        // A server-side apply that would create the object is also authorized as `create`; that
+        // refusal carries no reason, only the object (`services "web" is forbidden: `).
+        if let Some(d) = s.details.as_ref().filter(|d| !d.kind.is_empty())
+            && m.trim_end().ends_with("is forbidden:")
+        {
+            return Some(Forbidden {
+                verb: "create".into(),
+                resource: d.kind.clone(),
+                group: d.group.clone(),
+                namespace: None,
+                user: String::new(),
+                message: m.to_string(),
+                scope_unknown: true,
+            });
+        }
         return Some(Forbidden {
             verb: String::new(),
             resource: String::new(),
@@ -109,6 +136,7 @@ pub fn forbidden_status(s: &Status) -> Option<Forbidden> {
             namespace: None,
             user: String::new(),
             message: m.to_string(),
+            scope_unknown: false,
         });
     };
     Some(Forbidden {
@@ -118,6 +146,7 @@ pub fn forbidden_status(s: &Status) -> Option<Forbidden> {
         namespace: quoted_after(" in the namespace \""),
         user: quoted_after("User \"").unwrap_or_default(),
         message: m.to_string(),
+        scope_unknown: false,
     })
 }
 
@@ -182,6 +211,25 @@ mod tests {
         assert!(f.map(|f| f.to_string()).is_some_and(|t| t.starts_with(
             "patch namespaces at cluster scope: forbidden for u (grant the optional ClusterRole"
         )));
+    }
+
+    /// Protects the create check of a server-side apply (no reason in the message, the object in
+    /// the details): verb `create`, the namespace filled in by the caller.
+    #[test]
+    fn reads_the_create_check_of_an_apply() {
+        let mut s = status(403, r#"services "web" is forbidden: "#);
+        s.details = Some(kube::core::response::StatusDetails {
+            name: "web".into(),
+            kind: "services".into(),
+            ..Default::default()
+        });
+        let f = forbidden_status(&s).map(|f| f.in_namespace("ns1").to_string());
+        assert_eq!(
+            f.as_deref(),
+            Some(
+                "create services in namespace ns1: forbidden for the deploy identity (add it to the Role, see examples/deploy/rbac.yaml)"
+            )
+        );
     }
 
     /// Protects that only a 403 counts (a 404 or 409 is not a missing permission) and that an
