@@ -75,6 +75,11 @@ async fn every_rule_is_needed_and_enough() -> anyhow::Result<()> {
     let prober = HttpProber::new()?;
     let app = sample_app_spec();
     let e = environment(&fx.ns);
+    let url = router.url();
+    let deploy = |run: String| {
+        let (cluster, prober, app, e, url) = (&cluster, &prober, &app, &e, url.clone());
+        async move { deploy_direct(cluster, prober, app, e, &inputs(&run), &opts(url)).await }
+    };
     let all = role_rules()?;
     for (i, rule) in all.iter().enumerate() {
         if rule["apiGroups"][0] == "networking.k8s.io" {
@@ -89,15 +94,7 @@ async fn every_rule_is_needed_and_enough() -> anyhow::Result<()> {
         fx.deploy
             .set_rules(&fx.admin, rest, probe(rule), false)
             .await?;
-        let r = deploy_direct(
-            &cluster,
-            &prober,
-            &app,
-            &e,
-            &inputs(&format!("without rule {i}")),
-            &opts(router.url()),
-        )
-        .await;
+        let r = deploy(format!("without rule {i}")).await;
         let resource = rule["resources"][0].as_str().unwrap_or_default();
         match r {
             Err(DeployError::Cluster(ClusterError::Forbidden(f))) => {
@@ -110,15 +107,7 @@ async fn every_rule_is_needed_and_enough() -> anyhow::Result<()> {
     fx.deploy
         .set_rules(&fx.admin, all.clone(), probe(&all[0]), true)
         .await?;
-    let r = deploy_direct(
-        &cluster,
-        &prober,
-        &app,
-        &e,
-        &inputs("all rules"),
-        &opts(router.url()),
-    )
-    .await?;
+    let r = deploy("all rules".into()).await?;
     assert_eq!(r.exit_code(), 0, "{:#?}", r.steps);
     drop(router);
     fx.finish().await
