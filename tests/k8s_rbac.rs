@@ -5,6 +5,9 @@
 
 mod support_k8s;
 use fm_deploy::deploy::cluster::{ClusterError, KubeCluster, LeaseOptions};
+use fm_deploy::deploy::colors::{
+    BgCluster, ClusterError as BgClusterError, ColorsSpec, KubeColors,
+};
 use fm_deploy::deploy::health::HttpProber;
 use fm_deploy::deploy::manifests::{DeployInputs, example_environment};
 use fm_deploy::deploy::run::{DeployError, DeployOptions, deploy_direct};
@@ -65,7 +68,7 @@ fn probe(rule: &Value) -> Access<'_> {
 
 /// Protects minimality at rule granularity: with any one rule of the Role left out, the direct
 /// deploy fails with `Forbidden` naming that rule's resource (the Ingress rule is blue-green's
-/// canary, exercised by the blue-green tests); with all rules it succeeds.
+/// canary: `canary_weight_needs_the_ingress_rule`); with all rules it succeeds.
 #[tokio::test]
 async fn every_rule_is_needed_and_enough() -> anyhow::Result<()> {
     let mut fx = Fixture::new("fm-rbac-rules").await?;
@@ -183,5 +186,51 @@ async fn missing_patch_services_fails_with_a_clear_error() -> anyhow::Result<()>
         assert_eq!(refused, 1, "one refused request, not retried");
     }
     drop(router);
+    fx.finish().await
+}
+
+/// Protects the blue-green side of the Role: the canary Ingress is applied with the Ingress rule,
+/// and without it the weight change fails with `Forbidden` naming `ingresses.networking.k8s.io`
+/// in the namespace (the blue-green adapter maps a 403 the same way).
+#[tokio::test]
+async fn canary_weight_needs_the_ingress_rule() -> anyhow::Result<()> {
+    let fx = Fixture::new("fm-rbac-ingress").await?;
+    let spec = ColorsSpec {
+        namespace: fx.ns.clone(),
+        app: "web".into(),
+        port: 8080,
+        service: "web".into(),
+        preview_service: "web-preview".into(),
+        canary_ingress: Some("web-canary".into()),
+        ingress_host: Some("web.example.test".into()),
+    };
+    let colors = KubeColors::new(fx.deployer(None).await?, spec, "production");
+    let all = role_rules()?;
+    let (ingress, rest): (Vec<Value>, Vec<Value>) = all
+        .into_iter()
+        .partition(|r| r["apiGroups"][0] == "networking.k8s.io");
+    let rule = ingress
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("rbac.yaml has an Ingress rule"))?;
+    fx.deploy
+        .set_rules(&fx.admin, rest.clone(), probe(rule), false)
+        .await?;
+    match colors.canary_weight(10).await {
+        Err(BgClusterError::Forbidden(f)) => {
+            assert_eq!(
+                (f.resource.as_str(), f.namespace.as_deref()),
+                ("ingresses", Some(fx.ns.as_str())),
+                "{f}"
+            );
+            assert!(f.to_string().contains("ingresses.networking.k8s.io"), "{f}");
+        }
+        other => panic!("without the Ingress rule the canary must be refused, got {other:?}"),
+    }
+    let mut all = rest;
+    all.push(rule.clone());
+    fx.deploy
+        .set_rules(&fx.admin, all, probe(rule), true)
+        .await?;
+    colors.canary_weight(10).await?;
     fx.finish().await
 }

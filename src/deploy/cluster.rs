@@ -95,7 +95,7 @@ pub enum ClusterError {
     },
     /// The apiserver refused a request for want of a permission (403): final, never retried.
     #[error(transparent)]
-    Forbidden(Forbidden),
+    Forbidden(Box<Forbidden>),
 }
 
 impl ClusterError {
@@ -103,7 +103,7 @@ impl ClusterError {
     /// read becomes a missing permission).
     pub fn read(what: impl Into<String>, e: kube::Error) -> ClusterError {
         match forbidden(&e) {
-            Some(f) => ClusterError::Forbidden(f),
+            Some(f) => ClusterError::Forbidden(Box::new(f)),
             None => ClusterError::Read {
                 what: what.into(),
                 source: Box::new(e),
@@ -114,7 +114,7 @@ impl ClusterError {
     /// `Write`, or `Forbidden` for a 403.
     pub fn write(what: impl Into<String>, e: kube::Error) -> ClusterError {
         match forbidden(&e) {
-            Some(f) => ClusterError::Forbidden(f),
+            Some(f) => ClusterError::Forbidden(Box::new(f)),
             None => ClusterError::Write {
                 what: what.into(),
                 source: Box::new(e),
@@ -125,7 +125,7 @@ impl ClusterError {
     /// `Apply`, or `Forbidden` for a 403.
     pub fn apply(kind: &str, namespace: &str, name: &str, e: kube::Error) -> ClusterError {
         match forbidden(&e) {
-            Some(f) => ClusterError::Forbidden(f.in_namespace(namespace)),
+            Some(f) => ClusterError::Forbidden(Box::new(f.in_namespace(namespace))),
             None => ClusterError::Apply {
                 kind: kind.into(),
                 namespace: namespace.into(),
@@ -742,7 +742,7 @@ impl Cluster for KubeCluster {
                     }
                     Some(Ok(Event::Init | Event::InitDone)) => { last_error = None; }
                     Some(Err(e)) => {
-                        if let Some(f) = forbidden_watch(&e) { return Err(ClusterError::Forbidden(f)); }
+                        if let Some(f) = forbidden_watch(&e) { return Err(ClusterError::Forbidden(Box::new(f))); }
                         tracing::warn!(error = %e, "deployment watch interrupted; retrying"); last_error = Some(e.to_string());
                     }
                     None => { last_error = Some("deployment watch ended".into()); }
@@ -754,7 +754,7 @@ impl Cluster for KubeCluster {
                     Some(Ok(Event::InitApply(p))) => { pods_pending.insert(p.name_any(), p); }
                     Some(Ok(Event::InitDone)) => { pods = std::mem::take(&mut pods_pending); pods_listed = true; last_error = None; }
                     Some(Err(e)) => {
-                        if let Some(f) = forbidden_watch(&e) { return Err(ClusterError::Forbidden(f)); }
+                        if let Some(f) = forbidden_watch(&e) { return Err(ClusterError::Forbidden(Box::new(f))); }
                         tracing::warn!(error = %e, "pod watch interrupted; retrying"); last_error = Some(e.to_string());
                     }
                     None => { last_error = Some("pod watch ended".into()); }

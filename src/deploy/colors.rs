@@ -61,7 +61,7 @@ pub enum ClusterError {
     },
     /// The apiserver refused a request for want of a permission (403): final, never retried.
     #[error(transparent)]
-    Forbidden(crate::deploy::forbidden::Forbidden),
+    Forbidden(Box<crate::deploy::forbidden::Forbidden>),
     /// The environment's Lease, through the shared implementation in `deploy::cluster`.
     #[error(transparent)]
     Lease(Box<crate::deploy::cluster::ClusterError>),
@@ -206,7 +206,7 @@ impl KubeColors {
     fn err(&self, what: &'static str, name: &str) -> impl Fn(kube::Error) -> ClusterError {
         let (namespace, name) = (self.spec.namespace.clone(), name.to_string());
         move |source| match forbidden(&source) {
-            Some(f) => ClusterError::Forbidden(f.in_namespace(&namespace)),
+            Some(f) => ClusterError::Forbidden(Box::new(f.in_namespace(&namespace))),
             None => ClusterError::Api {
                 what,
                 namespace: namespace.clone(),
@@ -372,7 +372,7 @@ impl BgCluster for KubeColors {
         match waited {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(kube::runtime::wait::Error::ProbeFailed(e))) => match forbidden_watch(&e) {
-                Some(f) => Err(ClusterError::Forbidden(f)),
+                Some(f) => Err(ClusterError::Forbidden(Box::new(f))),
                 None => Err(ClusterError::NotReady {
                     namespace: self.spec.namespace.clone(),
                     name,

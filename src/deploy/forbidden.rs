@@ -218,11 +218,8 @@ mod tests {
     #[test]
     fn reads_the_create_check_of_an_apply() {
         let mut s = status(403, r#"services "web" is forbidden: "#);
-        s.details = Some(kube::core::response::StatusDetails {
-            name: "web".into(),
-            kind: "services".into(),
-            ..Default::default()
-        });
+        s.details =
+            serde_json::from_value(serde_json::json!({"name": "web", "kind": "services"})).ok();
         let f = forbidden_status(&s).map(|f| f.in_namespace("ns1").to_string());
         assert_eq!(
             f.as_deref(),
