@@ -7,7 +7,7 @@
 //! Over N runs each: (a) a release whose green fails its error-rate trigger under 100 req/s →
 //! decision latency (window satisfied → selector reverted), switch → reverted, requests lost outside
 //! the faulty version; (b) a release that passes (monitor 0 s) → green Ready → selector switched,
-//! release wall time, Kubernetes API requests of the `fm-deployer` identity from the audit log,
+//! release wall time, Kubernetes API requests of the deploy ServiceAccount (`examples/deploy/rbac.yaml`) from the audit log,
 //! requests lost during the switch.
 
 #[path = "../tests/support_bluegreen/mod.rs"]
@@ -196,7 +196,7 @@ async fn main() -> anyhow::Result<()> {
                 .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0),
         );
         tokio::time::sleep(Duration::from_millis(500)).await; // let the audit log flush the run's watch
-        requests.push(audit_count(&audit, "fm-deployer", &s.ns.name, &from, &to)? as f64);
+        requests.push(audit_count(&audit, &s.deploy.user, &s.ns.name, &from, &to)? as f64);
         lost_sw += unexplained_failures(&hits, None).len();
         sent_sw += hits.len();
         eprintln!(
@@ -245,7 +245,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "{}",
         stats(
-            "API requests per release (fm-deployer, audit log)",
+            "API requests per release (deploy ServiceAccount, audit log)",
             requests
         )
     );

@@ -63,26 +63,11 @@ if [ ! -f "$RUN/sa.key" ]; then
 fi
 umask 077
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token_file"
-head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/deployer-token"
-# Two identities: `admin` for the harness (kubelet, router, test setup) and `fm-deployer` for the
-# deploy under test, so the audit log tells their requests apart.
-{ echo "$(cat "$token_file"),admin,admin,\"system:masters\""
-  echo "$(cat "$RUN/deployer-token"),fm-deployer,fm-deployer,\"system:masters\""; } >"$RUN/tokens.csv"
-sed "s/$(cat "$token_file")/$(cat "$RUN/deployer-token")/; s/name: admin/name: fm-deployer/; s/user: admin/user: fm-deployer/" \
-  >"$RUN/kubeconfig-deployer" <<KC
-apiVersion: v1
-kind: Config
-clusters:
-- name: fm-testbed
-  cluster: {server: "https://127.0.0.1:$APISERVER_PORT", insecure-skip-tls-verify: true}
-users:
-- name: admin
-  user: {token: "$(cat "$token_file")"}
-contexts:
-- name: fm-testbed
-  context: {cluster: fm-testbed, user: admin, namespace: default}
-current-context: fm-testbed
-KC
+# One static identity, `admin`, for the harness (kubelet, router, test setup). The deploy under
+# test runs as a ServiceAccount bound to the Role of examples/deploy/rbac.yaml, which the harness
+# creates in each test's namespace (tests/support_k8s/deployer.rs), so the audit log tells their
+# requests apart and the deploy has exactly the documented permissions.
+echo "$(cat "$token_file"),admin,admin,\"system:masters\"" >"$RUN/tokens.csv"
 cat >"$RUN/kubeconfig" <<KC
 apiVersion: v1
 kind: Config
@@ -129,7 +114,6 @@ cat >"$ENV_FILE" <<EF
 FM_TESTBED_RUN=$RUN
 FM_TESTBED_BIN=$BIN
 FM_TESTBED_KUBECONFIG=$RUN/kubeconfig
-FM_TESTBED_DEPLOYER_KUBECONFIG=$RUN/kubeconfig-deployer
 FM_TESTBED_KUBECTL=$BIN/kubectl
 FM_TESTBED_APISERVER_URL=https://127.0.0.1:$APISERVER_PORT
 FM_TESTBED_APISERVER_SCRIPT=$here/apiserver.sh

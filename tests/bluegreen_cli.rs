@@ -99,11 +99,7 @@ async fn binary_blue_green_release_rollback_cleanup() -> anyhow::Result<()> {
         dir.path().join("policy.yml"),
         policy(&s.ns.name, &s.live.url(), &preview.url()),
     )?;
-    let kc: PathBuf =
-        s.tb.env
-            .get("FM_TESTBED_DEPLOYER_KUBECONFIG")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| s.tb.kubeconfig.clone());
+    let kc: PathBuf = s.deploy.kubeconfig.clone();
 
     let (o, out) = run(dir.path(), &kc, &["pipeline", "--image-tag", "v1"]).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -151,11 +147,7 @@ async fn binary_manual_promote() -> anyhow::Result<()> {
         dir.path().join("policy.yml"),
         policy_with(&s.ns.name, &s.live.url(), &preview.url(), true),
     )?;
-    let kc: PathBuf =
-        s.tb.env
-            .get("FM_TESTBED_DEPLOYER_KUBECONFIG")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| s.tb.kubeconfig.clone());
+    let kc: PathBuf = s.deploy.kubeconfig.clone();
 
     let (o, _) = run(dir.path(), &kc, &["pipeline", "--image-tag", "v1"]).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));

@@ -65,7 +65,7 @@ async fn rerun_after_kill_resumes_monitoring() -> anyhow::Result<()> {
     let cfg = s.config(
         Duration::from_secs(120),
         NoDataPolicy::Hold,
-        vec![error_rate(0.01, 5, 3)],
+        vec![health(0.5, 2)],
     );
     let killed = tokio::time::timeout(Duration::from_secs(60), async {
         tokio::select! {
@@ -79,7 +79,7 @@ async fn rerun_after_kill_resumes_monitoring() -> anyhow::Result<()> {
     let cfg = s.config(
         Duration::from_secs(6),
         NoDataPolicy::Hold,
-        vec![error_rate(0.01, 5, 3)],
+        vec![health(0.5, 2)],
     );
     let r = deploy_blue_green(
         &s.cluster,
@@ -203,6 +203,8 @@ async fn manual_promote_pauses_then_switches() -> anyhow::Result<()> {
 async fn replica_ratio_shift_proportions() -> anyhow::Result<()> {
     let s = Scenario::start("bg-ratio", &[V1, V2], false).await?;
     first_release(&s).await?;
+    // Traffic, so the error-rate trigger has data (a window without it is inconclusive).
+    let load = Load::start(format!("{}/api/solve", s.live.url()), 50)?;
     let mut cfg = s.config(
         Duration::from_secs(4),
         NoDataPolicy::Hold,
@@ -244,6 +246,7 @@ async fn replica_ratio_shift_proportions() -> anyhow::Result<()> {
         })
         .await?;
     assert_eq!(blue, (4, 4));
+    load.finish().await;
     s.cleanup().await
 }
 
@@ -256,7 +259,7 @@ async fn nginx_canary_weights_per_step() -> anyhow::Result<()> {
     let mut cfg = s.config(
         Duration::from_secs(4),
         NoDataPolicy::Hold,
-        vec![error_rate(0.01, 5, 3)],
+        vec![health(0.5, 2)],
     );
     cfg.bg.shift = ShiftKind::NginxCanary;
     cfg.bg.steps = vec![20, 50, 100];

@@ -11,7 +11,7 @@ mod support_slack;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 use support_k8s::Fixture;
@@ -147,14 +147,6 @@ fn vendor_env<'a>(dd: &'a str, sentry: &'a str) -> [(&'static str, &'a str); 6] 
     ]
 }
 
-fn deployer_kubeconfig(fx: &Fixture) -> PathBuf {
-    fx.tb
-        .env
-        .get("FM_TESTBED_DEPLOYER_KUBECONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| fx.tb.kubeconfig.clone())
-}
-
 /// `pipeline` on a development branch: gates pass, the direct deploy applies, waits Ready and
 /// smoke-tests through the Service; a second run with a new tag rolls the image forward.
 #[tokio::test]
@@ -168,7 +160,7 @@ async fn binary_direct_deploy() -> anyhow::Result<()> {
         dir.path().join("policy.yml"),
         policy(&fx.ns, &router.url(), "direct", false),
     )?;
-    let kc = deployer_kubeconfig(&fx);
+    let kc = fx.deployer_kubeconfig();
 
     let (out, outputs) = deploy(dir.path(), &kc, "v1").await;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -290,7 +282,7 @@ async fn binary_rolling_post_deploy_failure_rolls_back() -> anyhow::Result<()> {
     fx.serve_image("example/web:v2", "v2", "127.0.0.8").await?;
     let router = fx.router("web").await?;
     let dir = tempfile::tempdir()?;
-    let kc = deployer_kubeconfig(&fx);
+    let kc = fx.deployer_kubeconfig();
 
     std::fs::write(
         dir.path().join("policy.yml"),
@@ -370,7 +362,7 @@ async fn binary_deploy_cancelled_by_sigterm() -> anyhow::Result<()> {
         dir.path().join("policy.yml"),
         policy(&fx.ns, &router.url(), "direct", false),
     )?;
-    let kc = deployer_kubeconfig(&fx);
+    let kc = fx.deployer_kubeconfig();
     let child = tokio::process::Command::new(BIN)
         .args([
             "deploy",

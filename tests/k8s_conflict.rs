@@ -9,6 +9,9 @@ use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 use support_k8s::Fixture;
 
+/// The one ConfigMap the deploy's Role lets it update (examples/deploy/rbac.yaml).
+const RACE: &str = fm_deploy::deploy::manifests::STATE_CONFIGMAP;
+
 /// Protects the retry rule: a replace that meets a real 409 (another writer changed the object after
 /// our read) reads again and succeeds, keeping the other writer's change.
 #[tokio::test]
@@ -16,18 +19,18 @@ async fn conflict_is_retried_with_a_fresh_read() -> anyhow::Result<()> {
     let fx = Fixture::new("fm-conflict").await?;
     let admin: Api<ConfigMap> = Api::namespaced(fx.admin.clone(), &fx.ns);
     let cm: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"name": "race"}, "data": {"a": "1"}}))?;
+        serde_json::from_value(json!({"metadata": {"name": RACE}, "data": {"a": "1"}}))?;
     admin.create(&PostParams::default(), &cm).await?;
     let ours: Api<ConfigMap> = Api::namespaced(fx.deployer(None).await?, &fx.ns);
-    let (_, retries) = retry_on_conflict("configmap race", 5, |attempt| {
+    let (_, retries) = retry_on_conflict("configmap fm-deploy-state", 5, |attempt| {
         let (ours, admin) = (ours.clone(), admin.clone());
         async move {
-            let mut cm = ours.get("race").await?;
+            let mut cm = ours.get(RACE).await?;
             if attempt == 0 {
                 // Another writer gets in between our read and our write.
                 admin
                     .patch(
-                        "race",
+                        RACE,
                         &PatchParams::default(),
                         &Patch::Merge(json!({"data": {"b": "2"}})),
                     )
@@ -36,12 +39,12 @@ async fn conflict_is_retried_with_a_fresh_read() -> anyhow::Result<()> {
             cm.data
                 .get_or_insert_default()
                 .insert("c".into(), "3".into());
-            ours.replace("race", &PostParams::default(), &cm).await
+            ours.replace(RACE, &PostParams::default(), &cm).await
         }
     })
     .await?;
     assert_eq!(retries, 1, "exactly one conflict retried");
-    let data = admin.get("race").await?.data.unwrap_or_default();
+    let data = admin.get(RACE).await?.data.unwrap_or_default();
     assert_eq!(data.get("a").map(String::as_str), Some("1"));
     assert_eq!(
         data.get("b").map(String::as_str),

@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::DynamicObject;
 use std::time::Duration;
+use support_k8s::deployer::{Access, role_rules};
 use support_k8s::{Fixture, sample_app_spec, wait_until};
 
 fn inputs(image: &str, run: &str) -> DeployInputs {
@@ -454,6 +455,19 @@ async fn applies_hpa_and_secrets_without_printing_them() -> anyhow::Result<()> {
         cpu_target_percent: 70,
     });
     e.tls_secret = Some("web-tls".into());
+    // The TLS Secret's name is the environment's own: it joins the Role as rbac.yaml says.
+    let mut rules = role_rules()?;
+    rules.push(
+        serde_json::json!({"apiGroups": [""], "resources": ["secrets"],
+        "resourceNames": ["web-tls"], "verbs": ["create", "patch"]}),
+    );
+    let probe = Access {
+        verb: "create",
+        group: "",
+        resource: "secrets",
+        name: Some("web-tls"),
+    };
+    fx.deploy.set_rules(&fx.admin, rules, probe, true).await?;
     let secret_value = "postgres://user:hunter2-secret@db:5432/app";
     let mut i = inputs("example/web:v1", "run-1");
     i.secrets.insert("DATABASE_URL".into(), secret_value.into());

@@ -30,7 +30,7 @@ pub enum BgError {
     LeaseLost {
         during: String,
         #[source]
-        source: ClusterError,
+        source: Box<ClusterError>,
     },
     #[error("build the http client for health probes")]
     Http(#[source] reqwest::Error),
@@ -269,6 +269,11 @@ async fn cancelled(cancel: &mut Cancel) {
         std::future::pending::<()>().await;
     }
 }
+
+/// How long a revert is still tried once the run is cancelled (a cancelled job gets SIGINT, then
+/// SIGTERM 7.5 s later): a revert the cancellation itself asked for lands in that time unless the
+/// apiserver is away, and then the record says `revert-pending`.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
 
 /// How long a run that gives up on its revert tries to record `revert-pending`.
 const PENDING_RECORD_WAIT: Duration = Duration::from_secs(5);
@@ -606,7 +611,7 @@ async fn drive<C: BgCluster, M: MetricsSource, P: Progress>(
                 let landed = tokio::select! {
                     biased;
                     r = cx.cluster.revert(Selector::Only(to), &after.state, canary && !switched, within) => Some(r),
-                    () = cancelled(&mut cancel) => None,
+                    () = async { cancelled(&mut cancel).await; tokio::time::sleep(CANCEL_GRACE).await } => None,
                 };
                 let waited = asked.elapsed();
                 cx.revert_waited = Some(waited);
@@ -617,7 +622,8 @@ async fn drive<C: BgCluster, M: MetricsSource, P: Progress>(
                         humantime::format_duration(round_ms(waited))
                     )),
                     None => Some(format!(
-                        "cancelled after {} while the revert was pending",
+                        "cancelled; the revert had not landed {} after that ({} in all)",
+                        humantime::format_duration(CANCEL_GRACE),
                         humantime::format_duration(round_ms(waited))
                     )),
                 };
@@ -708,7 +714,7 @@ impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
                 tracing::error!(error = %source, during, "lease lost; stopping");
                 Err(BgError::LeaseLost {
                     during: during.to_string(),
-                    source,
+                    source: Box::new(source),
                 })
             }
         }

@@ -6,6 +6,7 @@
 //! decide: whether a rollout is done is `strategy::next_step`'s call; what to do next is the
 //! strategy machine's.
 
+use crate::deploy::forbidden::{Forbidden, forbidden, note_unreachable, warming, watch_refusal};
 use crate::deploy::manifests::{EnvironmentObjects, FIELD_MANAGER, STATE_CONFIGMAP};
 use crate::deploy::strategy::{
     DeploySummary, PodSummary, ProgressCondition, RolloutFailure, RolloutPlan, RolloutStep,
@@ -92,6 +93,47 @@ pub enum ClusterError {
         last_error: String,
         last_seen: String,
     },
+    /// The apiserver refused a request for want of a permission (403): final, never retried.
+    #[error(transparent)]
+    Forbidden(Box<Forbidden>),
+}
+
+impl ClusterError {
+    /// `Read`, or `Forbidden` when the apiserver refused the request (the one place a 403 from a
+    /// read becomes a missing permission).
+    pub fn read(what: impl Into<String>, e: kube::Error) -> ClusterError {
+        match forbidden(&e) {
+            Some(f) => ClusterError::Forbidden(Box::new(f)),
+            None => ClusterError::Read {
+                what: what.into(),
+                source: Box::new(e),
+            },
+        }
+    }
+
+    /// `Write`, or `Forbidden` for a 403.
+    pub fn write(what: impl Into<String>, e: kube::Error) -> ClusterError {
+        match forbidden(&e) {
+            Some(f) => ClusterError::Forbidden(Box::new(f)),
+            None => ClusterError::Write {
+                what: what.into(),
+                source: Box::new(e),
+            },
+        }
+    }
+
+    /// `Apply`, or `Forbidden` for a 403.
+    pub fn apply(kind: &str, namespace: &str, name: &str, e: kube::Error) -> ClusterError {
+        match forbidden(&e) {
+            Some(f) => ClusterError::Forbidden(Box::new(f.in_namespace(namespace))),
+            None => ClusterError::Apply {
+                kind: kind.into(),
+                namespace: namespace.into(),
+                name: name.into(),
+                source: Box::new(e),
+            },
+        }
+    }
 }
 
 /// What an apply produced: the generation the rollout must reach.
@@ -230,8 +272,8 @@ impl Drop for LeaseGuard {
 
 /// The cluster operations the direct and rolling deploys need.
 pub trait Cluster: Send + Sync {
-    /// Server-side apply (field manager `fm-deploy`, forced) of the namespace, secrets, Service,
-    /// Deployment and HPA, in that order.
+    /// Server-side apply (field manager `fm-deploy`, forced) of the secrets, Service, Deployment
+    /// and HPA, in that order; the namespace too when it does not exist yet.
     fn apply_environment(
         &self,
         objs: &EnvironmentObjects,
@@ -303,10 +345,7 @@ impl KubeCluster {
     pub async fn infer() -> Result<KubeCluster, ClusterError> {
         let client = Client::try_default()
             .await
-            .map_err(|e| ClusterError::Read {
-                what: "the kubeconfig".into(),
-                source: Box::new(e),
-            })?;
+            .map_err(|e| ClusterError::read("the kubeconfig", e))?;
         Ok(KubeCluster::new(client))
     }
 
@@ -332,12 +371,72 @@ impl KubeCluster {
         retry_write(&what, self.writes, |_| api.patch(name, &pp, &patch))
             .await
             .map(|(v, _)| v)
-            .map_err(|e| ClusterError::Apply {
-                kind: kind.into(),
-                namespace: ns.into(),
-                name: name.into(),
-                source: Box::new(e),
-            })
+            .map_err(|e| ClusterError::apply(kind, ns, name, e))
+    }
+
+    /// Secrets, Service, Deployment and HPA of the environment, in that order.
+    async fn apply_namespaced(&self, o: &EnvironmentObjects) -> Result<Applied, ClusterError> {
+        let ns = o.namespace.as_str();
+        for s in &o.secrets {
+            let name = s["metadata"]["name"].as_str().unwrap_or_default();
+            self.apply_value(
+                Api::<Secret>::namespaced(self.client.clone(), ns),
+                "Secret",
+                ns,
+                name,
+                s,
+            )
+            .await?;
+        }
+        let svc_name = o.service["metadata"]["name"].as_str().unwrap_or_default();
+        self.apply_value(
+            Api::<Service>::namespaced(self.client.clone(), ns),
+            "Service",
+            ns,
+            svc_name,
+            &o.service,
+        )
+        .await?;
+        let dep: Deployment = self
+            .apply_value(
+                Api::<Deployment>::namespaced(self.client.clone(), ns),
+                "Deployment",
+                ns,
+                &o.deployment_name,
+                &o.deployment,
+            )
+            .await?;
+        if let Some(spec) = &o.hpa {
+            let ar = self.hpa_resource().await?;
+            let body = json!({
+                "apiVersion": ar.api_version, "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": o.deployment_name, "namespace": ns,
+                             "labels": o.deployment["metadata"]["labels"].clone()},
+                "spec": spec,
+            });
+            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &ar);
+            self.apply_value(
+                api,
+                "HorizontalPodAutoscaler",
+                ns,
+                &o.deployment_name,
+                &body,
+            )
+            .await?;
+        }
+        let image = dep
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default();
+        Ok(Applied {
+            namespace: ns.to_string(),
+            name: o.deployment_name.clone(),
+            generation: dep.metadata.generation.unwrap_or(0),
+            image,
+        })
     }
 
     /// `autoscaling/v2` where served (1.23+), else `v2beta2` (1.12–1.25).
@@ -485,7 +584,18 @@ where
             Ok(v) => return Ok((v, i)),
             Err(e) => e,
         };
-        let wait = match is_retryable(&e) {
+        let class = match is_retryable(&e) {
+            // A restarted apiserver refuses until its authorizer has read the Roles.
+            RetryClass::Permanent if forbidden(&e).is_some() && warming() => {
+                RetryClass::Transient { after: None }
+            }
+            RetryClass::Transient { after } => {
+                note_unreachable();
+                RetryClass::Transient { after }
+            }
+            other => other,
+        };
+        let wait = match class {
             RetryClass::Permanent => return Err(e),
             RetryClass::Conflict if conflicts >= policy.max_conflicts => return Err(e),
             RetryClass::Conflict => {
@@ -529,10 +639,7 @@ where
                 attempts,
             }
         } else {
-            ClusterError::Write {
-                what: what.into(),
-                source: Box::new(e),
-            }
+            ClusterError::write(what, e)
         }
     })
 }
@@ -692,78 +799,25 @@ fn lease_body(
 }
 
 impl Cluster for KubeCluster {
+    /// The Namespace is applied only when it is missing (the first write answers 404): labelling
+    /// an existing one is a cluster-scoped write the Role in `examples/deploy/rbac.yaml` does not
+    /// grant.
     async fn apply_environment(&self, o: &EnvironmentObjects) -> Result<Applied, ClusterError> {
-        let ns = o.namespace.as_str();
-        self.apply_value(
-            Api::<Namespace>::all(self.client.clone()),
-            "Namespace",
-            "",
-            ns,
-            &o.namespace_object,
-        )
-        .await?;
-        for s in &o.secrets {
-            let name = s["metadata"]["name"].as_str().unwrap_or_default();
-            self.apply_value(
-                Api::<Secret>::namespaced(self.client.clone(), ns),
-                "Secret",
-                ns,
-                name,
-                s,
-            )
-            .await?;
+        match self.apply_namespaced(o).await {
+            Err(ClusterError::Apply { source, .. }) if is_not_found(&source) => {
+                self.apply_value(
+                    Api::<Namespace>::all(self.client.clone()),
+                    "Namespace",
+                    "",
+                    &o.namespace,
+                    &o.namespace_object,
+                )
+                .await?;
+                self.apply_namespaced(o).await
+            }
+            other => other,
         }
-        let svc_name = o.service["metadata"]["name"].as_str().unwrap_or_default();
-        self.apply_value(
-            Api::<Service>::namespaced(self.client.clone(), ns),
-            "Service",
-            ns,
-            svc_name,
-            &o.service,
-        )
-        .await?;
-        let dep: Deployment = self
-            .apply_value(
-                Api::<Deployment>::namespaced(self.client.clone(), ns),
-                "Deployment",
-                ns,
-                &o.deployment_name,
-                &o.deployment,
-            )
-            .await?;
-        if let Some(spec) = &o.hpa {
-            let ar = self.hpa_resource().await?;
-            let body = json!({
-                "apiVersion": ar.api_version, "kind": "HorizontalPodAutoscaler",
-                "metadata": {"name": o.deployment_name, "namespace": ns,
-                             "labels": o.deployment["metadata"]["labels"].clone()},
-                "spec": spec,
-            });
-            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &ar);
-            self.apply_value(
-                api,
-                "HorizontalPodAutoscaler",
-                ns,
-                &o.deployment_name,
-                &body,
-            )
-            .await?;
-        }
-        let image = dep
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .and_then(|s| s.containers.first())
-            .and_then(|c| c.image.clone())
-            .unwrap_or_default();
-        Ok(Applied {
-            namespace: ns.to_string(),
-            name: o.deployment_name.clone(),
-            generation: dep.metadata.generation.unwrap_or(0),
-            image,
-        })
     }
-
     async fn wait_rollout(
         &self,
         a: &Applied,
@@ -780,10 +834,10 @@ impl Cluster for KubeCluster {
             match deps.get(&a.name).await {
                 Ok(d) => break d,
                 Err(e @ kube::Error::Api(_)) => {
-                    return Err(ClusterError::Read {
-                        what: format!("deployment {}/{}", a.namespace, a.name),
-                        source: Box::new(e),
-                    });
+                    return Err(ClusterError::read(
+                        format!("deployment {}/{}", a.namespace, a.name),
+                        e,
+                    ));
                 }
                 Err(e) if Instant::now() >= deadline => {
                     return Err(ClusterError::Unreachable {
@@ -823,6 +877,9 @@ impl Cluster for KubeCluster {
         let mut pods: BTreeMap<String, Pod> = BTreeMap::new();
         let mut pods_pending: BTreeMap<String, Pod> = BTreeMap::new();
         let mut last_error: Option<String> = None;
+        // Complete only once the pods were listed: a rollout judged without its pods would miss a
+        // crash loop (and a missing `list pods` permission would go unnoticed).
+        let mut pods_listed = false;
         loop {
             let summary = summarize(
                 &dep,
@@ -843,14 +900,14 @@ impl Cluster for KubeCluster {
                 });
             }
             match next_step(plan, &summary, elapsed) {
-                RolloutStep::Complete => {
+                RolloutStep::Complete if pods_listed => {
                     return Ok(RolloutResult::Complete {
                         summary,
                         noticed: std::time::Instant::now(),
                     });
                 }
                 RolloutStep::Fail(f) => return Ok(RolloutResult::Failed(f)),
-                RolloutStep::Wait => {}
+                RolloutStep::Complete | RolloutStep::Wait => {}
             }
             tokio::select! {
                 ev = dep_stream.next() => match ev {
@@ -859,7 +916,10 @@ impl Cluster for KubeCluster {
                         return Err(ClusterError::Deleted { namespace: a.namespace.clone(), name: a.name.clone() });
                     }
                     Some(Ok(Event::Init | Event::InitDone)) => { last_error = None; }
-                    Some(Err(e)) => { tracing::warn!(error = %e, "deployment watch interrupted; retrying"); last_error = Some(e.to_string()); }
+                    Some(Err(e)) => {
+                        if let Some(f) = watch_refusal(&e) { return Err(ClusterError::Forbidden(Box::new(f))); }
+                        tracing::warn!(error = %e, "deployment watch interrupted; retrying"); last_error = Some(e.to_string());
+                    }
                     None => { last_error = Some("deployment watch ended".into()); }
                 },
                 ev = pod_stream.next() => match ev {
@@ -867,8 +927,11 @@ impl Cluster for KubeCluster {
                     Some(Ok(Event::Delete(p))) => { pods.remove(&p.name_any()); }
                     Some(Ok(Event::Init)) => pods_pending.clear(),
                     Some(Ok(Event::InitApply(p))) => { pods_pending.insert(p.name_any(), p); }
-                    Some(Ok(Event::InitDone)) => { pods = std::mem::take(&mut pods_pending); last_error = None; }
-                    Some(Err(e)) => { tracing::warn!(error = %e, "pod watch interrupted; retrying"); last_error = Some(e.to_string()); }
+                    Some(Ok(Event::InitDone)) => { pods = std::mem::take(&mut pods_pending); pods_listed = true; last_error = None; }
+                    Some(Err(e)) => {
+                        if let Some(f) = watch_refusal(&e) { return Err(ClusterError::Forbidden(Box::new(f))); }
+                        tracing::warn!(error = %e, "pod watch interrupted; retrying"); last_error = Some(e.to_string());
+                    }
                     None => { last_error = Some("pod watch ended".into()); }
                 },
                 _ = tokio::time::sleep_until(deadline) => {}
@@ -882,10 +945,10 @@ impl Cluster for KubeCluster {
         name: &str,
     ) -> Result<Option<String>, ClusterError> {
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
-        let dep = api.get_opt(name).await.map_err(|e| ClusterError::Read {
-            what: format!("deployment {namespace}/{name}"),
-            source: Box::new(e),
-        })?;
+        let dep = api
+            .get_opt(name)
+            .await
+            .map_err(|e| ClusterError::read(format!("deployment {namespace}/{name}"), e))?;
         Ok(dep
             .and_then(|d| d.spec)
             .and_then(|s| s.template.spec)
@@ -899,12 +962,7 @@ impl Cluster for KubeCluster {
             Ok(cm) => cm,
             // No namespace yet: nothing was deployed.
             Err(e) if is_not_found(&e) => None,
-            Err(e) => {
-                return Err(ClusterError::Read {
-                    what,
-                    source: Box::new(e),
-                });
-            }
+            Err(e) => return Err(ClusterError::read(what, e)),
         };
         match cm.and_then(|c| c.data).and_then(|d| d.get(app).cloned()) {
             Some(text) => serde_json::from_str(&text).map_err(|e| ClusterError::Decode {
@@ -982,10 +1040,7 @@ impl Cluster for KubeCluster {
             let current = retry_write(&format!("read {what}"), reads, |_| api.get_opt(name))
                 .await
                 .map(|(l, _)| l)
-                .map_err(|e| ClusterError::Read {
-                    what: what.clone(),
-                    source: Box::new(e),
-                })?;
+                .map_err(|e| ClusterError::read(what.clone(), e))?;
             let attempt = match &current {
                 None => api
                     .create(
@@ -1053,12 +1108,7 @@ impl Cluster for KubeCluster {
                     tracing::warn!(lease = %what, error = %e, "lease write failed; retrying");
                     tokio::time::sleep(self.writes.min_delay).await;
                 }
-                Err(e) => {
-                    return Err(ClusterError::Write {
-                        what,
-                        source: Box::new(e),
-                    });
-                }
+                Err(e) => return Err(ClusterError::write(what, e)),
             }
         }
         let lost = Arc::new(Mutex::new(None));
@@ -1087,10 +1137,7 @@ impl Cluster for KubeCluster {
         let Some(l) = api
             .get_opt(&guard.name)
             .await
-            .map_err(|e| ClusterError::Read {
-                what: what.clone(),
-                source: Box::new(e),
-            })?
+            .map_err(|e| ClusterError::read(what.clone(), e))?
         else {
             return Ok(());
         };
@@ -1108,10 +1155,7 @@ impl Cluster for KubeCluster {
         match api.delete(&guard.name, &dp).await {
             Ok(_) => Ok(()),
             Err(e) if is_conflict(&e) || is_not_found(&e) => Ok(()),
-            Err(e) => Err(ClusterError::Write {
-                what,
-                source: Box::new(e),
-            }),
+            Err(e) => Err(ClusterError::write(what, e)),
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::deploy::bluegreen::{BgState, Color};
 use crate::deploy::cluster::{
     Cluster, KubeCluster, LeaseGuard, LeaseOptions, WritePolicy, retry_write,
 };
+use crate::deploy::forbidden::{forbidden, watch_refusal};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -61,6 +62,9 @@ pub enum ClusterError {
         #[source]
         source: serde_json::Error,
     },
+    /// The apiserver refused a request for want of a permission (403): final, never retried.
+    #[error(transparent)]
+    Forbidden(Box<crate::deploy::forbidden::Forbidden>),
     /// The environment's Lease, through the shared implementation in `deploy::cluster`.
     #[error(transparent)]
     Lease(Box<crate::deploy::cluster::ClusterError>),
@@ -80,6 +84,7 @@ impl From<crate::deploy::cluster::ClusterError> for ClusterError {
                 holder,
                 waited,
             },
+            crate::deploy::cluster::ClusterError::Forbidden(f) => ClusterError::Forbidden(f),
             other => ClusterError::Lease(Box::new(other)),
         }
     }
@@ -297,11 +302,14 @@ impl KubeColors {
     }
     fn err(&self, what: &'static str, name: &str) -> impl Fn(kube::Error) -> ClusterError {
         let (namespace, name) = (self.spec.namespace.clone(), name.to_string());
-        move |source| ClusterError::Api {
-            what,
-            namespace: namespace.clone(),
-            name: name.clone(),
-            source: Box::new(source),
+        move |source| match forbidden(&source) {
+            Some(f) => ClusterError::Forbidden(Box::new(f.in_namespace(&namespace))),
+            None => ClusterError::Api {
+                what,
+                namespace: namespace.clone(),
+                name: name.clone(),
+                source: Box::new(source),
+            },
         }
     }
     fn labels(&self, color: Option<Color>) -> serde_json::Value {
@@ -481,6 +489,9 @@ impl BgCluster for KubeColors {
                         last = d;
                     }
                     Some(Err(e)) => {
+                        if let Some(f) = watch_refusal(&e) {
+                            return Err(ClusterError::Forbidden(Box::new(f)));
+                        }
                         tracing::warn!(deployment = %name, error = %e, "deployment watch interrupted; retrying");
                         last_error = Some(e.to_string());
                     }

@@ -6,6 +6,7 @@ pub mod bluegreen;
 pub mod bluegreen_run;
 pub mod cluster;
 pub mod colors;
+pub mod forbidden;
 pub mod health;
 pub mod labels;
 pub mod lease;

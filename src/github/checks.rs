@@ -223,9 +223,16 @@ impl<'a, C: Checks> ChecksSession<'a, C> {
         };
         match result {
             Ok(handle) => Ok(Started::Posted(handle)),
-            Err(e) if e.is_forbidden() => Ok(Started::NoAccess {
-                message: e.to_string(),
-            }),
+            Err(e) if e.is_forbidden() => {
+                tracing::warn!(
+                    check = %name,
+                    needs = e.missing_permission().unwrap_or("checks: write"),
+                    "no access to check runs (fork pull request, or the token lacks the permission); reporting through annotations instead"
+                );
+                Ok(Started::NoAccess {
+                    message: e.to_string(),
+                })
+            }
             Err(e) => Err(e),
         }
     }

@@ -5,6 +5,7 @@
 //! mapping. Must not touch: what to send (adapters) or what it means (pure modules).
 
 use super::Error;
+use super::permissions;
 use super::retry::{self, RateHeaders, RetryDecision, RetryPolicy};
 use http::Method;
 use octocrab::Octocrab;
@@ -243,6 +244,9 @@ impl GithubClient {
                 RetryDecision::GiveUp(reason) => {
                     return Err(match outcome {
                         Ok(r) => Error::Status {
+                            needs: (r.status == 403 && reason == retry::GiveUp::Permanent)
+                                .then(|| permissions::missing(method.as_str(), path, &r.headers))
+                                .flatten(),
                             method: method.to_string(),
                             path: path.to_string(),
                             status: r.status,

@@ -12,6 +12,7 @@ pub mod contents;
 pub mod deployments;
 pub mod event;
 pub mod labels;
+pub mod permissions;
 pub mod predeploy;
 pub mod retry;
 pub mod reviews;
@@ -37,7 +38,8 @@ pub enum Error {
         source: Box<octocrab::Error>,
     },
     #[error(
-        "call {method} {path}: GitHub answered {status} ({message}) after {attempts} attempt(s)"
+        "call {method} {path}: GitHub answered {status} ({message}) after {attempts} attempt(s){}",
+        needs_text(needs.as_deref())
     )]
     Status {
         method: String,
@@ -46,6 +48,9 @@ pub enum Error {
         message: String,
         attempts: u32,
         gave_up: retry::GiveUp,
+        /// On a permissions 403: the token permission the request needs
+        /// ([`permissions::missing`]).
+        needs: Option<String>,
     },
     #[error("call {method} {path}: no answer after {attempts} attempt(s)")]
     Transport {
@@ -79,6 +84,12 @@ pub enum Error {
     },
 }
 
+fn needs_text(needs: Option<&str>) -> String {
+    needs.map_or_else(String::new, |p| {
+        format!(" (the token needs `{p}`: add it to the workflow's `permissions:`)")
+    })
+}
+
 /// What a refusal (403 / 404) of a `setup` request most likely means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SetupHint {
@@ -107,6 +118,19 @@ impl Error {
         match self {
             Error::Status { status, .. } => Some(*status),
             Error::Setup { source, .. } => source.status(),
+            Error::Repository(_)
+            | Error::Build { .. }
+            | Error::Transport { .. }
+            | Error::Decode { .. }
+            | Error::Unexpected { .. } => None,
+        }
+    }
+
+    /// The permission a permissions 403 named, when it was one.
+    pub fn missing_permission(&self) -> Option<&str> {
+        match self {
+            Error::Status { needs, .. } => needs.as_deref(),
+            Error::Setup { source, .. } => source.missing_permission(),
             Error::Repository(_)
             | Error::Build { .. }
             | Error::Transport { .. }

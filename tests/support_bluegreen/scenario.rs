@@ -4,6 +4,7 @@
 
 use crate::support_bluegreen::prometheus::OwnPrometheus;
 use crate::support_k8s::app::AppProcess;
+use crate::support_k8s::deployer::DeployIdentity;
 use crate::support_k8s::kubelet::{AddressBook, Kubelet};
 use crate::support_k8s::router::TestRouter;
 use crate::support_k8s::{TestNamespace, Testbed, wait_until};
@@ -43,6 +44,8 @@ pub struct Scenario {
     pub blue: TestRouter,
     pub green: TestRouter,
     pub cluster: KubeColors,
+    /// The release's identity: the ServiceAccount of `examples/deploy/rbac.yaml`.
+    pub deploy: DeployIdentity,
     pub metrics: PrometheusClient,
 }
 
@@ -93,23 +96,10 @@ impl Scenario {
             canary_ingress: canary.then(|| format!("{SERVICE}-canary")),
             ingress_host: canary.then(|| "web.example.test".to_string()),
         };
-        // The release runs as its own identity (`fm-deployer` on the local testbed) so the audit
-        // log separates its requests from the harness's.
-        let deployer = match tb.env.get("FM_TESTBED_DEPLOYER_KUBECONFIG") {
-            Some(p) => {
-                let kc = kube::config::Kubeconfig::read_from(p)?;
-                let mut cfg = kube::Config::from_custom_kubeconfig(
-                    kc,
-                    &kube::config::KubeConfigOptions::default(),
-                )
-                .await?;
-                if let Some(s) = server {
-                    cfg.cluster_url = s.parse()?;
-                }
-                Client::try_from(cfg)?
-            }
-            None => Client::try_from(tb.config_for(server).await?)?,
-        };
+        // The release runs as the ServiceAccount of `examples/deploy/rbac.yaml`: exactly the
+        // documented permissions, and the audit log separates its requests from the harness's.
+        let deploy = DeployIdentity::create(&client, &tb.kubeconfig, &ns.name).await?;
+        let deployer = deploy.client(server).await?;
         let cluster = KubeColors::new(deployer, spec, "production");
         let metrics = PrometheusClient::new(&prom.url, Duration::from_secs(5))?;
         Ok(Scenario {
@@ -124,6 +114,7 @@ impl Scenario {
             blue,
             green,
             cluster,
+            deploy,
             metrics,
         })
     }

@@ -1,7 +1,8 @@
 //! A stateful fake GitHub for tests: keeps check runs (with appended annotations), deployments and
 //! their statuses, commit statuses, reviews, issues and issue events, team memberships, branch
 //! protection (with required signatures), environments, and the org's teams and users; injects
-//! failures (500, 502, 429, 403 secondary limit with `retry-after`, slow answers) and latency.
+//! failures (500, 502, 429, 403 secondary limit with `retry-after`, 403 missing permission, slow
+//! answers) and latency.
 //!
 //! Response bodies start from GitHub's own examples in the (trimmed) OpenAPI description and
 //! overlay the fake's state, so Prism's response validation (`--errors`) checks them against
@@ -46,6 +47,11 @@ pub enum FaultKind {
     /// Apply the request, then lose the answer behind this status (a 502 from the edge after the
     /// write happened).
     AppliedThen(u16),
+    /// 403 "Resource not accessible by integration" (the token lacks a permission), with
+    /// `x-accepted-github-permissions` when given (GitHub sends it to fine-grained tokens).
+    NoPermission {
+        accepted: Option<&'static str>,
+    },
 }
 
 /// One request as the fake received it.
@@ -438,6 +444,19 @@ async fn gatekeeper_inner(fake: Fake, req: Request, next: Next) -> Response {
             );
             if let Some(s) = retry_after {
                 r.headers_mut().insert("retry-after", s.into());
+            }
+            Some(r)
+        }
+        Some(FaultKind::NoPermission { accepted }) => {
+            let mut r = error(
+                StatusCode::FORBIDDEN,
+                "Resource not accessible by integration",
+            );
+            if let Some(a) = accepted {
+                r.headers_mut().insert(
+                    "x-accepted-github-permissions",
+                    axum::http::HeaderValue::from_static(a),
+                );
             }
             Some(r)
         }

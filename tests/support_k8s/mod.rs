@@ -12,6 +12,7 @@
 
 pub mod apiserver;
 pub mod app;
+pub mod deployer;
 pub mod kubelet;
 pub mod prom;
 pub mod router;
@@ -234,11 +235,13 @@ where
 
 /// Everything a deploy test needs: its namespace, a stand-in kubelet, sample app processes behind
 /// images, and clients for the harness (`admin`) and for the deploy under test (`deployer`: the
-/// `fm-deployer` identity on the local testbed, so the audit log separates its requests).
+/// ServiceAccount bound to the Role of `examples/deploy/rbac.yaml`, so the deploy runs with exactly
+/// the documented permissions and the audit log separates its requests).
 pub struct Fixture {
     pub tb: Testbed,
     pub admin: Client,
     pub ns: String,
+    pub deploy: deployer::DeployIdentity,
     pub book: kubelet::AddressBook,
     kubelet: Option<kubelet::Kubelet>,
     namespace: Option<TestNamespace>,
@@ -252,7 +255,10 @@ impl Fixture {
         let namespace = TestNamespace::create(&tb, &admin, prefix).await?;
         let book = kubelet::AddressBook::default();
         let kubelet = kubelet::Kubelet::start(&admin, &namespace.name, book.clone()).await?;
+        let deploy =
+            deployer::DeployIdentity::create(&admin, &tb.kubeconfig, &namespace.name).await?;
         Ok(Fixture {
+            deploy,
             ns: namespace.name.clone(),
             tb,
             admin,
@@ -263,19 +269,15 @@ impl Fixture {
         })
     }
 
-    /// The deploy's client: `fm-deployer` on the local testbed, else the given kubeconfig's user;
-    /// `server` points it at another apiserver of the same cluster.
+    /// The deploy's client: the ServiceAccount of `examples/deploy/rbac.yaml` in the test's
+    /// namespace; `server` points it at another apiserver of the same cluster.
     pub async fn deployer(&self, server: Option<&str>) -> anyhow::Result<Client> {
-        let path = match self.tb.env.get("FM_TESTBED_DEPLOYER_KUBECONFIG") {
-            Some(p) => PathBuf::from(p),
-            None => self.tb.kubeconfig.clone(),
-        };
-        let kc = Kubeconfig::read_from(&path)?;
-        let mut cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
-        if let Some(s) = server {
-            cfg.cluster_url = s.parse()?;
-        }
-        Ok(Client::try_from(cfg)?)
+        self.deploy.client(server).await
+    }
+
+    /// A kubeconfig for the deploy's ServiceAccount (the binary's `--kubeconfig`).
+    pub fn deployer_kubeconfig(&self) -> PathBuf {
+        self.deploy.kubeconfig.clone()
     }
 
     /// Starts a sample app process for `image` (reporting `version`) on loopback address `ip`; pods
