@@ -1099,7 +1099,9 @@ async fn blue_green(
         .map_err(|e| ActionError::Usage(format!("{e}")))?;
     cfg.deployment_id = deployment_id;
     let cluster = cluster_from(req).await?;
-    let colors = KubeColors::new(cluster.client().clone(), spec, &env.name);
+    let inputs = deploy_inputs(req, policy, env)?;
+    let objects = crate::deploy::manifests::environment_objects(&policy.app, env, &inputs)?;
+    let colors = KubeColors::new(cluster.client().clone(), spec, objects, &env.name);
     let metrics = metrics_for(req, env)?;
     let (cancel, _signals) = cancel_on_signals()
         .map_err(|e| ActionError::Other(format!("install signal handlers: {e}")))?;

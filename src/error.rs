@@ -31,6 +31,8 @@ pub enum ActionError {
     #[error(transparent)]
     Cluster(#[from] crate::deploy::cluster::ClusterError),
     #[error(transparent)]
+    Build(#[from] crate::deploy::manifests::BuildError),
+    #[error(transparent)]
     BlueGreen(#[from] crate::deploy::bluegreen_run::BgError),
     #[error(transparent)]
     Health(#[from] crate::deploy::health::HealthError),
@@ -51,6 +53,7 @@ impl ActionError {
             | ActionError::Github(_)
             | ActionError::Deploy(_)
             | ActionError::Cluster(_)
+            | ActionError::Build(_)
             | ActionError::BlueGreen(_)
             | ActionError::Health(_)
             | ActionError::Other(_) => 2,

@@ -204,7 +204,7 @@ fn request_from_cli(cli: &Cli, ctx: GithubContext) -> Result<RunRequest, ActionE
             .ok()
             .filter(|u| !u.is_empty())
             .map(Secret::new),
-        secrets: AppSecrets::default(),
+        secrets: AppSecrets::from_vars(&std::env::vars().collect::<Vec<_>>())?,
     };
     Ok(RunRequest {
         plan: PlanRequest {

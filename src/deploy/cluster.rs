@@ -13,9 +13,10 @@ use crate::deploy::strategy::{
 };
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
-use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::{self, Event};
@@ -267,51 +268,25 @@ impl KubeCluster {
         &self.client
     }
 
-    async fn apply_value<K>(
-        &self,
-        api: Api<K>,
-        kind: &str,
-        ns: &str,
-        name: &str,
-        body: &serde_json::Value,
-    ) -> Result<K, ClusterError>
+    /// Server-side apply (field manager `fm-deploy`, forced) of one typed object.
+    pub async fn apply_typed<K>(&self, api: Api<K>, ns: &str, obj: &K) -> Result<K, ClusterError>
     where
-        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
     {
+        let name = obj.meta().name.clone().unwrap_or_default();
         let pp = PatchParams::apply(FIELD_MANAGER).force();
-        api.patch(name, &pp, &Patch::Apply(body))
+        api.patch(&name, &pp, &Patch::Apply(obj))
             .await
             .map_err(|e| ClusterError::Apply {
-                kind: kind.into(),
+                kind: K::kind(&()).to_string(),
                 namespace: ns.into(),
-                name: name.into(),
+                name: name.clone(),
                 source: Box::new(e),
             })
-    }
-
-    /// `autoscaling/v2` where served (1.23+), else `v2beta2` (1.12–1.25).
-    pub async fn hpa_resource(&self) -> Result<kube::api::ApiResource, ClusterError> {
-        let group = kube::discovery::group(&self.client, "autoscaling")
-            .await
-            .map_err(|e| ClusterError::Discovery {
-                what: "autoscaling versions".into(),
-                source: Box::new(e),
-            })?;
-        for v in ["v2", "v2beta2"] {
-            if let Some((ar, _)) = group
-                .versioned_resources(v)
-                .into_iter()
-                .find(|(ar, _)| ar.kind == "HorizontalPodAutoscaler")
-            {
-                return Ok(ar);
-            }
-        }
-        Err(ClusterError::Discovery {
-            what: "HorizontalPodAutoscaler (autoscaling/v2 or v2beta2)".into(),
-            source: Box::new(kube::Error::Discovery(
-                kube::error::DiscoveryError::MissingResource("HorizontalPodAutoscaler".into()),
-            )),
-        })
     }
 }
 
@@ -529,58 +504,30 @@ fn lease_body(
 impl Cluster for KubeCluster {
     async fn apply_environment(&self, o: &EnvironmentObjects) -> Result<Applied, ClusterError> {
         let ns = o.namespace.as_str();
-        self.apply_value(
-            Api::<Namespace>::all(self.client.clone()),
-            "Namespace",
-            "",
-            ns,
-            &o.namespace_object,
-        )
-        .await?;
-        for s in &o.secrets {
-            let name = s["metadata"]["name"].as_str().unwrap_or_default();
-            self.apply_value(
-                Api::<Secret>::namespaced(self.client.clone(), ns),
-                "Secret",
-                ns,
-                name,
-                s,
-            )
-            .await?;
+        if let Some(n) = &o.namespace_object {
+            self.apply_typed(Api::<Namespace>::all(self.client.clone()), "", n)
+                .await?;
         }
-        let svc_name = o.service["metadata"]["name"].as_str().unwrap_or_default();
-        self.apply_value(
-            Api::<Service>::namespaced(self.client.clone(), ns),
-            "Service",
-            ns,
-            svc_name,
-            &o.service,
-        )
-        .await?;
+        for s in &o.secrets {
+            self.apply_typed(Api::<Secret>::namespaced(self.client.clone(), ns), ns, s)
+                .await?;
+        }
+        if let Some(svc) = &o.service {
+            self.apply_typed(Api::<Service>::namespaced(self.client.clone(), ns), ns, svc)
+                .await?;
+        }
         let dep: Deployment = self
-            .apply_value(
+            .apply_typed(
                 Api::<Deployment>::namespaced(self.client.clone(), ns),
-                "Deployment",
                 ns,
-                &o.deployment_name,
                 &o.deployment,
             )
             .await?;
-        if let Some(spec) = &o.hpa {
-            let ar = self.hpa_resource().await?;
-            let body = json!({
-                "apiVersion": ar.api_version, "kind": "HorizontalPodAutoscaler",
-                "metadata": {"name": o.deployment_name, "namespace": ns,
-                             "labels": o.deployment["metadata"]["labels"].clone()},
-                "spec": spec,
-            });
-            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &ar);
-            self.apply_value(
-                api,
-                "HorizontalPodAutoscaler",
+        if let Some(hpa) = &o.hpa {
+            self.apply_typed(
+                Api::<HorizontalPodAutoscaler>::namespaced(self.client.clone(), ns),
                 ns,
-                &o.deployment_name,
-                &body,
+                hpa,
             )
             .await?;
         }
@@ -802,8 +749,7 @@ impl Cluster for KubeCluster {
         opts: LeaseOptions,
     ) -> Result<LeaseGuard, ClusterError> {
         // The Lease lives in the environment's namespace, created on the first deploy (below).
-        let ns_body = json!({"apiVersion": "v1", "kind": "Namespace",
-                             "metadata": {"name": namespace, "labels": {"app.kubernetes.io/managed-by": "fm-deploy"}}});
+        let ns_body = crate::deploy::manifests::namespace_object(namespace);
         let mut namespace_applied = false;
         let api: Api<Lease> = Api::namespaced(self.client.clone(), namespace);
         let what = format!("lease {namespace}/{name}");
@@ -856,14 +802,8 @@ impl Cluster for KubeCluster {
                 // No namespace yet (first deploy): create it, then try again.
                 Err(e) if is_not_found(&e) && current.is_none() && !namespace_applied => {
                     namespace_applied = true;
-                    self.apply_value(
-                        Api::<Namespace>::all(self.client.clone()),
-                        "Namespace",
-                        "",
-                        namespace,
-                        &ns_body,
-                    )
-                    .await?;
+                    self.apply_typed(Api::<Namespace>::all(self.client.clone()), "", &ns_body)
+                        .await?;
                 }
                 Err(e) => {
                     return Err(ClusterError::Write {

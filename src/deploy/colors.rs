@@ -6,17 +6,19 @@
 
 use crate::deploy::bluegreen::{BgState, Color};
 use crate::deploy::cluster::{Cluster, KubeCluster, LeaseGuard, LeaseOptions};
+use crate::deploy::manifests::{EnvironmentObjects, color_selector};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-pub const FIELD_MANAGER: &str = "fm-deploy";
+pub use crate::deploy::manifests::FIELD_MANAGER;
 /// Annotation on the live Service holding the JSON state record.
 pub const STATE_ANNOTATION: &str = "fm-deploy.io/blue-green-state";
 
@@ -58,6 +60,8 @@ pub enum ClusterError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(transparent)]
+    Objects(Box<crate::deploy::manifests::BuildError>),
     /// The environment's Lease, through the shared implementation in `deploy::cluster`.
     #[error(transparent)]
     Lease(Box<crate::deploy::cluster::ClusterError>),
@@ -169,18 +173,27 @@ pub trait BgCluster: Send + Sync {
 pub struct KubeColors {
     client: Client,
     spec: ColorsSpec,
+    /// The environment's objects from the one builder; the colours are variants of its Deployment.
+    objects: EnvironmentObjects,
     lease: String,
     leases: KubeCluster,
     guard: std::sync::Mutex<Option<LeaseGuard>>,
 }
 
 impl KubeColors {
-    /// `environment` names the Lease (`fm-deploy-<environment>`).
-    pub fn new(client: Client, spec: ColorsSpec, environment: &str) -> Self {
+    /// `environment` names the Lease (`fm-deploy-<environment>`); `objects` are what
+    /// `manifests::environment_objects` built for this release.
+    pub fn new(
+        client: Client,
+        spec: ColorsSpec,
+        objects: EnvironmentObjects,
+        environment: &str,
+    ) -> Self {
         Self {
             leases: KubeCluster::new(client.clone()),
             client,
             spec,
+            objects,
             lease: format!("fm-deploy-{environment}"),
             guard: std::sync::Mutex::new(None),
         }
@@ -207,36 +220,50 @@ impl KubeColors {
             source: Box::new(source),
         }
     }
-    fn labels(&self, color: Option<Color>) -> serde_json::Value {
-        let mut l = json!({"app": self.spec.app, "app.kubernetes.io/name": self.spec.app, "app.kubernetes.io/managed-by": FIELD_MANAGER});
-        if let Some(c) = color {
-            l["version"] = json!(c.as_str());
-        }
-        l
-    }
     fn service_body(
         &self,
         name: &str,
         selector: Selector,
         state: Option<&BgState>,
-    ) -> Result<serde_json::Value, ClusterError> {
+    ) -> Result<Service, ClusterError> {
         let sel = match selector {
-            Selector::Only(c) => json!({"app": self.spec.app, "version": c.as_str()}),
-            Selector::Both => json!({"app": self.spec.app}),
+            Selector::Only(c) => color_selector(&self.spec.app, Some(c.as_str())),
+            Selector::Both => color_selector(&self.spec.app, None),
         };
-        let mut meta = json!({"name": name, "labels": self.labels(None)});
-        if let Some(s) = state {
-            let text = serde_json::to_string(s).map_err(|source| ClusterError::Build {
-                what: "state",
-                name: name.into(),
-                source,
-            })?;
-            meta["annotations"] = json!({ STATE_ANNOTATION: text });
-        }
-        Ok(json!({
-            "apiVersion": "v1", "kind": "Service", "metadata": meta,
-            "spec": {"selector": sel, "ports": [{"name": "http", "port": self.spec.port, "targetPort": self.spec.port, "protocol": "TCP"}]},
-        }))
+        let annotations = match state {
+            Some(s) => {
+                let text = serde_json::to_string(s).map_err(|source| ClusterError::Build {
+                    what: "state",
+                    name: name.into(),
+                    source,
+                })?;
+                Some(BTreeMap::from([(STATE_ANNOTATION.to_string(), text)]))
+            }
+            None => None,
+        };
+        self.objects
+            .service(name, self.spec.port, sel, annotations)
+            .map_err(|e| ClusterError::Objects(Box::new(e)))
+    }
+
+    async fn apply<K>(&self, obj: &K, what: &'static str) -> Result<(), ClusterError>
+    where
+        K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let name = obj.meta().name.clone().unwrap_or_default();
+        Api::<K>::namespaced(self.client.clone(), &self.spec.namespace)
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(obj),
+            )
+            .await
+            .map_err(self.err(what, &name))?;
+        Ok(())
     }
 }
 
@@ -325,32 +352,19 @@ impl BgCluster for KubeColors {
         image: &str,
         replicas: u32,
     ) -> Result<(), ClusterError> {
-        let name = self.spec.deployment_name(color);
-        let labels = self.labels(Some(color));
-        let body = json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": self.spec.app, "version": color.as_str()}},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{
-                        "name": "app", "image": image,
-                        "ports": [{"containerPort": self.spec.port, "protocol": "TCP"}],
-                    }]},
-                },
-            },
-        });
-        self.deployments()
-            .patch(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(body),
-            )
-            .await
-            .map_err(self.err("apply deployment", &name))?;
-        Ok(())
+        // The Secrets the pods read come first, so a new pod never starts without them.
+        if let Some(n) = &self.objects.namespace_object {
+            self.leases
+                .apply_typed(Api::<Namespace>::all(self.client.clone()), "", n)
+                .await?;
+        }
+        for secret in &self.objects.secrets {
+            self.apply(secret, "apply secret").await?;
+        }
+        let body = self
+            .objects
+            .color_deployment(color.as_str(), image, replicas);
+        self.apply(&body, "apply deployment").await
     }
 
     async fn wait_ready(&self, color: Color, deadline: Duration) -> Result<(), ClusterError> {
@@ -402,10 +416,16 @@ impl BgCluster for KubeColors {
             .patch(
                 &name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(body),
+                &Patch::Apply(&body),
             )
             .await
             .map_err(self.err("switch the selector of service", &name))?;
+        // The HPA scales the live colour only; a revert moves it back with the selector.
+        if let Selector::Only(live) = selector
+            && let Some(hpa) = self.objects.hpa_targeting(&self.spec.deployment_name(live))
+        {
+            self.apply(&hpa, "aim the autoscaler").await?;
+        }
         Ok(())
     }
 
@@ -418,7 +438,7 @@ impl BgCluster for KubeColors {
         for (name, sel) in bodies {
             let body = self.service_body(&name, sel, None)?;
             self.services()
-                .patch(&name, &pp, &Patch::Apply(body))
+                .patch(&name, &pp, &Patch::Apply(&body))
                 .await
                 .map_err(self.err("apply service", &name))?;
         }
@@ -429,31 +449,14 @@ impl BgCluster for KubeColors {
         let Some(name) = self.spec.canary_ingress.clone() else {
             return Ok(());
         };
-        let mut rule = json!({"http": {"paths": [{
-            "path": "/", "pathType": "Prefix",
-            "backend": {"service": {"name": self.spec.preview_service, "port": {"number": self.spec.port}}},
-        }]}});
-        if let Some(h) = &self.spec.ingress_host {
-            rule["host"] = json!(h);
-        }
-        let body = json!({
-            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": {"name": name, "labels": self.labels(None), "annotations": {
-                "kubernetes.io/ingress.class": "nginx",
-                "nginx.ingress.kubernetes.io/canary": "true",
-                "nginx.ingress.kubernetes.io/canary-weight": weight.to_string(),
-            }},
-            "spec": {"rules": [rule]},
-        });
-        Api::<Ingress>::namespaced(self.client.clone(), &self.spec.namespace)
-            .patch(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(body),
-            )
-            .await
-            .map_err(self.err("set the canary weight of ingress", &name))?;
-        Ok(())
+        let body = self.objects.canary_ingress(
+            &name,
+            self.spec.ingress_host.as_deref(),
+            &self.spec.preview_service,
+            self.spec.port,
+            weight,
+        );
+        self.apply(&body, "set the canary weight of ingress").await
     }
 
     async fn acquire_lease(

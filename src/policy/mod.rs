@@ -4,6 +4,7 @@
 pub mod decode;
 pub mod load;
 pub mod model;
+pub mod workload;
 pub mod yaml;
 
 pub use load::{Error, load_file, load_str};

@@ -6,11 +6,13 @@ use crate::support_bluegreen::prometheus::OwnPrometheus;
 use crate::support_k8s::app::AppProcess;
 use crate::support_k8s::kubelet::{AddressBook, Kubelet};
 use crate::support_k8s::router::TestRouter;
-use crate::support_k8s::{TestNamespace, Testbed, wait_until};
+use crate::support_k8s::{TestNamespace, Testbed, sample_app_spec, wait_until};
 use fm_deploy::deploy::bluegreen::{BgConfig, Color, ShiftKind};
 use fm_deploy::deploy::bluegreen_run::{BgRunConfig, ColorUrls};
 use fm_deploy::deploy::colors::{ColorsSpec, KubeColors};
+use fm_deploy::deploy::manifests::{DeployInputs, environment_objects, example_environment};
 use fm_deploy::deploy::metrics::PrometheusClient;
+use fm_deploy::policy::model::StrategyKind;
 use fm_deploy::policy::model::{NoDataPolicy, RollbackSpec, TriggerSource, TriggerSpec};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -96,7 +98,9 @@ impl Scenario {
             }
             None => client.clone(),
         };
-        let cluster = KubeColors::new(deployer, spec, "production");
+        let env = example_environment("production", &ns.name, StrategyKind::BlueGreen);
+        let objects = environment_objects(&sample_app_spec(), &env, &DeployInputs::default())?;
+        let cluster = KubeColors::new(deployer, spec, objects, "production");
         let metrics = PrometheusClient::new(&prom.url, Duration::from_secs(5))?;
         Ok(Scenario {
             tb,
