@@ -20,6 +20,8 @@ pub struct PlannedObject {
     /// The body sent (server-side apply), Secret values replaced by `(secret)`; `None` for the
     /// objects the runner writes by read-modify-write (Lease, state record).
     pub object: Option<serde_json::Value>,
+    /// Still there after the release (the Lease is released at the end).
+    pub kept: bool,
 }
 
 impl PlannedObject {
@@ -30,7 +32,12 @@ impl PlannedObject {
     /// `Kind/name` and the few fields a reader checks first, for the text plan.
     pub fn describe(&self) -> String {
         let Some(o) = &self.object else {
-            return format!("{} (read-modify-write)", self.id());
+            let how = if self.kept {
+                "read-modify-write"
+            } else {
+                "taken for the release, released at the end"
+            };
+            return format!("{} ({how})", self.id());
         };
         let detail = match self.kind.as_str() {
             "Deployment" => {
@@ -113,6 +120,7 @@ fn planned<T: Serialize>(kind: &str, obj: &T) -> Result<PlannedObject, ReleaseEr
         kind: kind.into(),
         name,
         object: Some(v),
+        kept: true,
     })
 }
 
@@ -141,6 +149,7 @@ pub fn release_objects(
         kind: "Lease".into(),
         name: crate::deploy::run::lease_name(env),
         object: None,
+        kept: false,
     };
     match env.strategy {
         StrategyKind::Direct | StrategyKind::Rolling => {
@@ -155,6 +164,7 @@ pub fn release_objects(
                 kind: "ConfigMap".into(),
                 name: STATE_CONFIGMAP.into(),
                 object: None,
+                kept: true,
             });
         }
         StrategyKind::BlueGreen => {

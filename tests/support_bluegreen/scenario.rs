@@ -12,7 +12,7 @@ use fm_deploy::deploy::bluegreen_run::{BgRunConfig, ColorUrls};
 use fm_deploy::deploy::colors::{ColorsSpec, KubeColors};
 use fm_deploy::deploy::manifests::{DeployInputs, environment_objects, example_environment};
 use fm_deploy::deploy::metrics::PrometheusClient;
-use fm_deploy::policy::model::StrategyKind;
+use fm_deploy::policy::model::{EnvironmentSpec, StrategyKind};
 use fm_deploy::policy::model::{NoDataPolicy, RollbackSpec, TriggerSource, TriggerSpec};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -51,6 +51,18 @@ pub struct Scenario {
 impl Scenario {
     /// Everything up; `images` get an app process each (plus the ones the kubelet never serves).
     pub async fn start(prefix: &str, images: &[&str], canary: bool) -> anyhow::Result<Scenario> {
+        Self::start_env(prefix, images, canary, |_| {}, &DeployInputs::default()).await
+    }
+
+    /// [`Scenario::start`] with the environment's objects built from `example_environment`
+    /// changed by `tweak` (namespace already set) and `inputs`.
+    pub async fn start_env(
+        prefix: &str,
+        images: &[&str],
+        canary: bool,
+        tweak: impl FnOnce(&mut EnvironmentSpec),
+        inputs: &DeployInputs,
+    ) -> anyhow::Result<Scenario> {
         let tb = Testbed::get()?;
         let client = tb.client().await?;
         let ns = TestNamespace::create(&tb, &client, prefix).await?;
@@ -98,8 +110,9 @@ impl Scenario {
             }
             None => client.clone(),
         };
-        let env = example_environment("production", &ns.name, StrategyKind::BlueGreen);
-        let objects = environment_objects(&sample_app_spec(), &env, &DeployInputs::default())?;
+        let mut env = example_environment("production", &ns.name, StrategyKind::BlueGreen);
+        tweak(&mut env);
+        let objects = environment_objects(&sample_app_spec(), &env, inputs)?;
         let cluster = KubeColors::new(deployer, spec, objects, "production");
         let metrics = PrometheusClient::new(&prom.url, Duration::from_secs(5))?;
         Ok(Scenario {
