@@ -781,7 +781,7 @@ fn deploy_inputs(
                 secrets.insert(key.clone(), v.expose().to_string());
             }
             None => {
-                tracing::warn!(key = %key, input = %input, "secret input not given; the key is left out of app-secrets")
+                tracing::warn!(key = %key, input = %input, "secret input not given; the key is left out of the app's Secret")
             }
         }
     }
@@ -1269,7 +1269,9 @@ async fn blue_green(
         .map_err(|e| ActionError::Usage(format!("{e}")))?;
     cfg.deployment_id = deployment_id;
     let cluster = cluster_from(req).await?;
-    let colors = KubeColors::new(cluster.client().clone(), spec, &env.name);
+    let inputs = deploy_inputs(req, policy, env)?;
+    let objects = crate::deploy::manifests::environment_objects(&policy.app, env, &inputs)?;
+    let colors = KubeColors::new(cluster.client().clone(), spec, objects, &env.name);
     let metrics = metrics_for(req, env)?;
     let (cancel, _signals) = cancel_on_signals()
         .map_err(|e| ActionError::Other(format!("install signal handlers: {e}")))?;

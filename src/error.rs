@@ -33,6 +33,8 @@ pub enum ActionError {
     #[error(transparent)]
     Cluster(#[from] crate::deploy::cluster::ClusterError),
     #[error(transparent)]
+    Build(#[from] crate::deploy::manifests::BuildError),
+    #[error(transparent)]
     BlueGreen(#[from] crate::deploy::bluegreen_run::BgError),
     #[error(transparent)]
     Health(#[from] crate::deploy::health::HealthError),
@@ -54,6 +56,7 @@ impl ActionError {
             | ActionError::Base(_)
             | ActionError::Deploy(_)
             | ActionError::Cluster(_)
+            | ActionError::Build(_)
             | ActionError::BlueGreen(_)
             | ActionError::Health(_)
             | ActionError::Other(_) => 2,

@@ -317,6 +317,48 @@ pub struct AppSecrets {
     pub sentry_dsn: Option<Secret>,
 }
 
+/// The inputs that fill [`AppSecrets`].
+pub const APP_SECRET_INPUTS: &[&str] = &[
+    "database-url",
+    "redis-url",
+    "tls-cert",
+    "tls-key",
+    "datadog-api-key",
+    "sentry-dsn",
+];
+
+impl AppSecrets {
+    fn from_raw(raw: &RawInputs) -> AppSecrets {
+        let s = |v: &Option<String>| v.clone().map(Secret::new);
+        AppSecrets {
+            database_url: s(&raw.database_url),
+            redis_url: s(&raw.redis_url),
+            tls_cert: s(&raw.tls_cert),
+            tls_key: s(&raw.tls_key),
+            datadog_api_key: s(&raw.datadog_api_key),
+            sentry_dsn: s(&raw.sentry_dsn),
+        }
+    }
+
+    /// The secret inputs of a local run, so it deploys what an Actions run deploys:
+    /// `FM_DEPLOY_DATABASE_URL` (`FM_DEPLOY_` + the input name upper-cased, `-` → `_`) or the action's own
+    /// `INPUT_DATABASE-URL` / `INPUT_DATABASE_URL`. Secrets never come from the command line.
+    pub fn from_vars(vars: &[(String, String)]) -> Result<AppSecrets, Error> {
+        let wanted = |rest: &str| {
+            APP_SECRET_INPUTS
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(&rest.replace('_', "-")))
+        };
+        let picked = vars.iter().filter_map(|(k, v)| {
+            let rest = k
+                .strip_prefix("FM_DEPLOY_")
+                .or_else(|| k.strip_prefix("INPUT_"))?;
+            wanted(rest).then(|| (format!("INPUT_{rest}"), v.clone()))
+        });
+        Ok(AppSecrets::from_raw(&RawInputs::from_vars(picked)?))
+    }
+}
+
 /// The inputs exactly as the runner set them. Empty values are already `None`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct RawInputs {
@@ -437,6 +479,7 @@ impl RawInputs {
 
     /// Resolves the raw inputs against the run context into [`Inputs`], reporting every problem.
     pub fn validate(self, ctx: &GithubContext) -> Result<Inputs, Error> {
+        let secrets = AppSecrets::from_raw(&self);
         let mut problems = Vec::new();
         let dispatch = match &ctx.event {
             Event::WorkflowDispatch(d) => Some(&d.inputs),
@@ -552,14 +595,6 @@ impl RawInputs {
         )
         .map_err(|e| problems.push(e))
         .unwrap_or_default();
-        let secrets = AppSecrets {
-            database_url: self.database_url.map(Secret::new),
-            redis_url: self.redis_url.map(Secret::new),
-            tls_cert: self.tls_cert.map(Secret::new),
-            tls_key: self.tls_key.map(Secret::new),
-            datadog_api_key: self.datadog_api_key.map(Secret::new),
-            sentry_dsn: self.sentry_dsn.map(Secret::new),
-        };
         let inputs = Inputs {
             command,
             config,

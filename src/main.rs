@@ -222,10 +222,7 @@ fn request_from_cli(cli: &Cli, ctx: GithubContext) -> Result<RunRequest, ActionE
         prometheus_url,
         // Secrets never on the command line (process lists show it): from the environment.
         slack_webhook: env_secret("FM_DEPLOY_SLACK_WEBHOOK"),
-        secrets: AppSecrets {
-            datadog_api_key: env_secret("FM_DEPLOY_DATADOG_API_KEY"),
-            ..AppSecrets::default()
-        },
+        secrets: AppSecrets::from_vars(&std::env::vars().collect::<Vec<_>>())?,
         notify: notify_from_env()?,
     };
     Ok(RunRequest {

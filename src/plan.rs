@@ -125,7 +125,9 @@ pub struct DeploySteps {
     pub replicas: u32,
     pub emergency: bool,
     pub pre_deploy: Vec<String>,
-    pub objects: Vec<String>,
+    /// What the release writes, built by the same builder `deploy` uses (blue-green: with the
+    /// first release's colour, blue; later releases deploy the colour not live).
+    pub objects: Vec<crate::deploy::release::PlannedObject>,
     pub steps: Vec<String>,
     pub selector_changes: Vec<String>,
     pub triggers: Vec<PlannedTrigger>,
@@ -149,6 +151,8 @@ pub struct PlannedTrigger {
 pub enum PlanError {
     #[error("plan environment override `{0}`: no such environment in the policy")]
     UnknownEnvironment(String),
+    #[error("plan the objects of environment {environment}: {reason}")]
+    Objects { environment: String, reason: String },
 }
 
 pub fn plan(req: &PlanRequest, policy: &Policy) -> Result<Plan, PlanError> {
@@ -282,7 +286,7 @@ pub fn plan(req: &PlanRequest, policy: &Policy) -> Result<Plan, PlanError> {
                 ),
             },
             (Trigger::Push | Trigger::WorkflowDispatch | Trigger::Local, Some(e)) => {
-                DeployPlan::Planned(Box::new(deploy_steps(policy, e, &image, rule.emergency)))
+                DeployPlan::Planned(Box::new(deploy_steps(policy, e, &image, rule.emergency)?))
             }
         }
     };
@@ -410,7 +414,12 @@ fn planned_gate(g: &GateSpec, subst: &dyn Fn(&str) -> String, floor: Option<Rati
     }
 }
 
-fn deploy_steps(policy: &Policy, e: &EnvironmentSpec, image: &str, emergency: bool) -> DeploySteps {
+fn deploy_steps(
+    policy: &Policy,
+    e: &EnvironmentSpec,
+    image: &str,
+    emergency: bool,
+) -> Result<DeploySteps, PlanError> {
     let app = &policy.app.name;
     let d = crate::policy::model::fmt_duration;
     let mut pre = Vec::new();
@@ -438,7 +447,38 @@ fn deploy_steps(policy: &Policy, e: &EnvironmentSpec, image: &str, emergency: bo
         e.name, e.namespace
     ));
 
-    let mut objects = vec![format!("Namespace/{}", e.namespace)];
+    // Every key the policy names; values are never part of a plan.
+    let inputs = crate::deploy::manifests::DeployInputs {
+        image: image.to_string(),
+        secrets: e
+            .secrets
+            .keys()
+            .map(|k| (k.clone(), String::new()))
+            .collect(),
+        tls: e
+            .tls_secret
+            .as_ref()
+            .map(|_| (String::new(), String::new())),
+        ..Default::default()
+    };
+    let objects = crate::deploy::release::release_objects(
+        &policy.app,
+        e,
+        &inputs,
+        crate::deploy::bluegreen::Color::Blue,
+    )
+    .map_err(|err| PlanError::Objects {
+        environment: e.name.clone(),
+        reason: {
+            let mut text = err.to_string();
+            let mut src = std::error::Error::source(&err);
+            while let Some(e) = src {
+                text.push_str(&format!(": {e}"));
+                src = e.source();
+            }
+            text
+        },
+    })?;
     let mut steps = Vec::new();
     let mut selector_changes = Vec::new();
     let mut triggers = Vec::new();
@@ -446,11 +486,6 @@ fn deploy_steps(policy: &Policy, e: &EnvironmentSpec, image: &str, emergency: bo
     let smoke = e.smoke.endpoints.join(", ");
     match e.strategy {
         StrategyKind::Direct | StrategyKind::Rolling => {
-            objects.push(format!(
-                "Deployment/{app} ({} replicas, cpu {}, memory {})",
-                e.replicas, e.resources.cpu, e.resources.memory
-            ));
-            objects.push(format!("Service/{app}"));
             steps.push(format!(
                 "server-side apply Deployment/{app} with image {image}"
             ));
@@ -478,7 +513,7 @@ fn deploy_steps(policy: &Policy, e: &EnvironmentSpec, image: &str, emergency: bo
         StrategyKind::BlueGreen => {
             // The loader guarantees the section for strategy blue-green.
             let Some(bg) = &e.blue_green else {
-                return DeploySteps {
+                return Ok(DeploySteps {
                     environment: e.name.clone(),
                     namespace: e.namespace.clone(),
                     url: e.url.clone(),
@@ -492,24 +527,9 @@ fn deploy_steps(policy: &Policy, e: &EnvironmentSpec, image: &str, emergency: bo
                     selector_changes,
                     triggers,
                     on_no_data,
-                };
+                });
             };
-            objects.push(format!(
-                "Deployment/{app}-blue, Deployment/{app}-green ({} replicas each when live)",
-                e.replicas
-            ));
-            objects.push(format!("Service/{} (selector `version`)", bg.service));
-            if let Some(p) = &bg.preview_service {
-                objects.push(format!("Service/{p} (selects the idle colour)"));
-            }
-            if let ShiftMode::NginxCanary { ingress } = &bg.shift.mode {
-                objects.push(format!("Ingress/{ingress}-canary (nginx canary-weight)"));
-            }
-            objects.push(format!(
-                "ConfigMap/fm-deploy-{}-state (active, previous, phase, image, keep_until)",
-                e.name
-            ));
-            steps.push("read the state record; finish or undo a run that died mid-way".into());
+            steps.push(format!("read the state record (annotation on Service/{}); finish or undo a run that died mid-way", bg.service));
             steps.push(format!("server-side apply the idle colour Deployment/{app}-<idle> with image {image}; the live colour is untouched"));
             steps.push(format!("watch the idle colour until ready (deadline {}); failure → scale it to 0, traffic stays, exit 1", d(e.progress_deadline)));
             steps.push(format!(
@@ -574,21 +594,7 @@ fn deploy_steps(policy: &Policy, e: &EnvironmentSpec, image: &str, emergency: bo
             }
         }
     }
-    if let Some(a) = &e.autoscaling {
-        objects.push(format!(
-            "HorizontalPodAutoscaler/{app} ({}–{} replicas at {}% CPU)",
-            a.min, a.max, a.cpu_target_percent
-        ));
-    }
-    if !e.secrets.is_empty() {
-        let keys: Vec<&str> = e.secrets.keys().map(String::as_str).collect();
-        objects.push(format!("Secret/app-secrets (keys: {})", keys.join(", ")));
-    }
-    if let Some(t) = &e.tls_secret {
-        objects.push(format!("Secret/{t} (kubernetes.io/tls)"));
-    }
-    objects.push(format!("Lease/fm-deploy-{}", e.name));
-    DeploySteps {
+    Ok(DeploySteps {
         environment: e.name.clone(),
         namespace: e.namespace.clone(),
         url: e.url.clone(),
@@ -602,7 +608,7 @@ fn deploy_steps(policy: &Policy, e: &EnvironmentSpec, image: &str, emergency: bo
         selector_changes,
         triggers,
         on_no_data,
-    }
+    })
 }
 
 fn one_line(s: &str) -> String {
@@ -696,7 +702,7 @@ impl Plan {
                 }
                 let _ = writeln!(o, "  objects:");
                 for p in &s.objects {
-                    let _ = writeln!(o, "    - {p}");
+                    let _ = writeln!(o, "    - {}", p.describe());
                 }
                 let _ = writeln!(o, "  steps:");
                 for (i, p) in s.steps.iter().enumerate() {

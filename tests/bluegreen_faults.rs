@@ -14,6 +14,7 @@ use fm_deploy::deploy::bluegreen_run::{
     BgRunConfig, NoProgress, RunEnd, deploy_blue_green, promote_blue_green,
 };
 use fm_deploy::deploy::colors::{BgCluster, STATE_ANNOTATION, Selector};
+use fm_deploy::deploy::manifests::DeployInputs;
 use fm_deploy::policy::model::{InconclusivePolicy, NoDataPolicy, TriggerSpec};
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
@@ -33,7 +34,15 @@ async fn rig(prefix: &str) -> anyhow::Result<(Scenario, PrivateApiserver)> {
         "needs the local testbed (it starts and kills an apiserver)"
     );
     let api = PrivateApiserver::start(&tb, free_port()?).await?;
-    let s = Scenario::start_via(prefix, &[V1, V2], false, Some(&api.url())).await?;
+    let s = Scenario::start_env(
+        prefix,
+        &[V1, V2],
+        false,
+        |_| {},
+        &DeployInputs::default(),
+        Some(&api.url()),
+    )
+    .await?;
     first_release(&s).await?;
     Ok((s, api))
 }

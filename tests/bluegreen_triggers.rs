@@ -5,7 +5,7 @@ mod support_bluegreen;
 mod support_k8s;
 
 use fm_deploy::deploy::bluegreen::Outcome;
-use fm_deploy::deploy::bluegreen_run::RunEnd;
+use fm_deploy::deploy::bluegreen_run::{NoProgress, RunEnd, deploy_blue_green};
 use fm_deploy::policy::model::NoDataPolicy;
 use std::time::Duration;
 use support_bluegreen::flow::*;
@@ -106,9 +106,10 @@ async fn spike_shorter_than_for_does_not_roll_back() -> anyhow::Result<()> {
     s.cleanup().await
 }
 
-/// Protects `on_no_data`: a query without data rolls back under `fail` and passes under `hold`.
+/// Protects `on_no_data` and `min_data`: a query without data rolls back under `fail`, is
+/// inconclusive (rolls back) under `hold`, and passes under `hold` only with `min_data: 0%`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_data_fail_rolls_back_and_hold_passes() -> anyhow::Result<()> {
+async fn no_data_rolls_back_unless_blind_windows_are_allowed() -> anyhow::Result<()> {
     let s = Scenario::start("bg-nodata", &[V1, V2], false).await?;
     first_release(&s).await?;
     let missing = || {
@@ -127,7 +128,26 @@ async fn no_data_fail_rolls_back_and_hold_passes() -> anyhow::Result<()> {
             .as_ref()
             .is_some_and(|f| f.samples.iter().all(|x| x.value.is_none()))
     );
+    // `hold`: a sample without data does not fire, but a window without data is inconclusive
+    // (the default `min_data: 80%`) and rolls back: never a pass on no evidence.
     let r = release_v2(&s, 8, NoDataPolicy::Hold, vec![missing()]).await?;
+    assert!(
+        matches!(&r.end, RunEnd::Finished(Outcome::RolledBack { trigger }) if trigger.starts_with("inconclusive: `absent`")),
+        "{r:#?}"
+    );
+    assert_eq!(s.selector().await.as_deref(), Some("blue"));
+    // Only a policy that accepts blind windows outright (`min_data: 0%`) lets `hold` pass.
+    let mut cfg = s.config(Duration::from_secs(8), NoDataPolicy::Hold, vec![missing()]);
+    cfg.rollback.min_data = fm_deploy::policy::model::Ratio(0.0);
+    let r = deploy_blue_green(
+        &s.cluster,
+        &s.metrics,
+        &NoProgress,
+        &cfg,
+        V2,
+        never_cancel(),
+    )
+    .await?;
     assert_eq!(r.end, RunEnd::Finished(Outcome::Succeeded), "{r:#?}");
     assert_eq!(s.selector().await.as_deref(), Some("green"));
     s.cleanup().await

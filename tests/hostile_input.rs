@@ -477,18 +477,19 @@ async fn label_values_stay_valid() {
             secrets: BTreeMap::new(),
             tls: None,
         },
-    );
+    )
+    .unwrap_or_else(|e| panic!("hostile names must still build objects: {e}"));
     let client = support_k8s::Testbed::get().unwrap().client().await.unwrap();
     let dry = PostParams {
         dry_run: true,
         ..PostParams::default()
     };
-    let deployment: Deployment = serde_json::from_value(objects.deployment).unwrap();
+    let deployment = objects.deployment;
     Api::<Deployment>::namespaced(client.clone(), "default")
         .create(&dry, &deployment)
         .await
         .unwrap_or_else(|e| panic!("the apiserver refused the Deployment: {e}"));
-    let service: Service = serde_json::from_value(objects.service).unwrap();
+    let service = objects.service.expect("a direct deploy has a Service");
     Api::<Service>::namespaced(client, "default")
         .create(&dry, &service)
         .await

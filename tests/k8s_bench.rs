@@ -142,7 +142,7 @@ async fn readiness_notice_vs_kubectl_rollout_status() -> anyhow::Result<()> {
                 image: image.clone(),
                 ..DeployInputs::default()
             },
-        );
+        )?;
         let applied = cluster.apply_environment(&objs).await?;
         let applied_at = Instant::now();
         let mut child = tokio::process::Command::new(&kubectl)

@@ -12,9 +12,9 @@ use fm_deploy::deploy::run::{
 use fm_deploy::deploy::strategy::{DeployOutcome, Stage};
 use fm_deploy::policy::model::{Autoscaling, EnvironmentSpec, StrategyKind};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::DynamicObject;
 use std::time::Duration;
 use support_k8s::deployer::{Access, role_rules};
 use support_k8s::{Fixture, sample_app_spec, wait_until};
@@ -438,9 +438,9 @@ async fn crashed_holders_lease_expires() -> anyhow::Result<()> {
     fx.finish().await
 }
 
-/// Protects the environment objects on a real 1.20 server: the HPA goes to the autoscaling version
-/// discovery finds (v2beta2 here), `app-secrets` and the TLS secret are applied, and no secret value
-/// appears in the deploy's report.
+/// Protects the environment objects on a real 1.20 server: the HPA (autoscaling/v1) targets the
+/// Deployment, the app's own Secret `web-secrets` and the TLS secret are applied, and no secret
+/// value appears in the deploy's report.
 #[tokio::test]
 async fn applies_hpa_and_secrets_without_printing_them() -> anyhow::Result<()> {
     let mut fx = Fixture::new("fm-objects").await?;
@@ -490,19 +490,16 @@ async fn applies_hpa_and_secrets_without_printing_them() -> anyhow::Result<()> {
         "a secret value leaked into the report"
     );
 
-    let ar = cluster.hpa_resource().await?;
-    assert!(
-        ar.api_version == "autoscaling/v2" || ar.api_version == "autoscaling/v2beta2",
-        "{}",
-        ar.api_version
-    );
-    let hpa = Api::<DynamicObject>::namespaced_with(fx.admin.clone(), &fx.ns, &ar)
+    let hpa = Api::<HorizontalPodAutoscaler>::namespaced(fx.admin.clone(), &fx.ns)
         .get("web")
-        .await?;
-    assert_eq!(hpa.data["spec"]["minReplicas"], 2);
-    assert_eq!(hpa.data["spec"]["maxReplicas"], 4);
+        .await?
+        .spec
+        .unwrap_or_default();
+    assert_eq!(hpa.min_replicas, Some(2));
+    assert_eq!(hpa.max_replicas, 4);
+    assert_eq!(hpa.scale_target_ref.name, "web");
     let secrets: Api<Secret> = Api::namespaced(fx.admin.clone(), &fx.ns);
-    let s = secrets.get("app-secrets").await?;
+    let s = secrets.get("web-secrets").await?;
     let got = s
         .data
         .unwrap_or_default()

@@ -9,7 +9,7 @@ use fm_deploy::deploy::colors::{
     BgCluster, ClusterError as BgClusterError, ColorsSpec, KubeColors,
 };
 use fm_deploy::deploy::health::HttpProber;
-use fm_deploy::deploy::manifests::{DeployInputs, example_environment};
+use fm_deploy::deploy::manifests::{DeployInputs, environment_objects, example_environment};
 use fm_deploy::deploy::run::{DeployError, DeployOptions, deploy_direct};
 use fm_deploy::policy::model::{Autoscaling, EnvironmentSpec, StrategyKind};
 use serde_json::Value;
@@ -19,7 +19,7 @@ use support_k8s::deployer::{Access, role_rules};
 use support_k8s::{Fixture, sample_app_spec};
 
 /// A direct deploy touching every namespaced kind the Role covers for direct / rolling:
-/// Lease, state ConfigMap, `app-secrets`, Service, Deployment, pods, HPA.
+/// Lease, state ConfigMap, `web-secrets`, Service, Deployment, pods, HPA.
 fn environment(ns: &str) -> EnvironmentSpec {
     let mut e = example_environment("dev", ns, StrategyKind::Direct);
     e.progress_deadline = Duration::from_secs(60);
@@ -204,7 +204,9 @@ async fn canary_weight_needs_the_ingress_rule() -> anyhow::Result<()> {
         canary_ingress: Some("web-canary".into()),
         ingress_host: Some("web.example.test".into()),
     };
-    let colors = KubeColors::new(fx.deployer(None).await?, spec, "production");
+    let env = example_environment("production", &fx.ns, StrategyKind::BlueGreen);
+    let objects = environment_objects(&sample_app_spec(), &env, &DeployInputs::default())?;
+    let colors = KubeColors::new(fx.deployer(None).await?, spec, objects, "production");
     let all = role_rules()?;
     let (ingress, rest): (Vec<Value>, Vec<Value>) = all
         .into_iter()

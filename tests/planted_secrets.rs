@@ -333,8 +333,8 @@ impl Harness {
     }
 
     /// No planted credential in what GitHub (through Prism) or Slack received, nor in any object
-    /// in `ns` except the Secrets meant to hold them (`app-secrets`, `web-tls`); with
-    /// `app_secret`, `app-secrets` holds database-url.
+    /// in `ns` except the Secrets meant to hold them (`web-secrets`, `web-tls`); with
+    /// `app_secret`, `web-secrets` holds database-url.
     async fn assert_nothing_leaked(
         &self,
         gh: &support_github::Testbed,
@@ -364,7 +364,7 @@ impl Harness {
             objects::<Service>(client, ns, &[]).await,
             objects::<ConfigMap>(client, ns, &[]).await,
             objects::<Event>(client, ns, &[]).await,
-            objects::<Secret>(client, ns, &["app-secrets", "web-tls"]).await,
+            objects::<Secret>(client, ns, &["web-secrets", "web-tls"]).await,
         ]
         .join("\n");
         assert!(cluster.contains("example/web:"), "objects were read back");
@@ -523,8 +523,8 @@ async fn planted_credentials_never_leak_from_blue_green() -> anyhow::Result<()> 
     words.extend(["production", "main", "blue", "green", s.ns.name.as_str()]);
     h.assert_runs_clean(&runs, &words);
     let slack = posts.lock().unwrap().clone();
-    // The blue-green release path applies the colour Deployments only: no `app-secrets` to find.
-    h.assert_nothing_leaked(&gh, &slack, &s.client, &s.ns.name, false)
+    // Blue-green applies the app's Secret like every strategy.
+    h.assert_nothing_leaked(&gh, &slack, &s.client, &s.ns.name, true)
         .await;
     gh.assert_clean().await;
     gh.stop().await;

@@ -356,3 +356,61 @@ bad_policy!(
     "tiers:",
     "install: [\"pip install -r requirements.txt\"]\ntiers:"
 );
+
+/// The pod-level keys load into the workload spec: split resources, probes, security override,
+/// drain, secret keys as environment variable names, and the example's strategic patch.
+#[test]
+fn example_production_workload() {
+    let p = example();
+    let e = &p.environments["production"];
+    assert_eq!(e.resources.requests.memory, "12Gi");
+    assert_eq!(e.resources.limits.memory, "16Gi");
+    let w = &e.workload;
+    assert_eq!(w.startup.as_ref().map(|s| s.failure_threshold), Some(60));
+    assert!(w.security.read_only_root_filesystem && w.security.run_as_non_root);
+    assert_eq!(w.termination_grace, Duration::from_secs(60));
+    assert_eq!(w.image_pull_secrets, ["ghcr-pull"]);
+    assert_eq!(w.patches.len(), 1);
+    assert!(!w.create_namespace);
+    assert!(e.secrets.contains_key("DATABASE_URL"));
+    // The shorthand means requests = limits; an absent `secrets` is the default pair.
+    let dev = &p.environments["development"];
+    assert_eq!(dev.resources.requests, dev.resources.limits);
+    let base = load_str(BASE, Path::new("p.yml")).unwrap();
+    let keys: Vec<&String> = base.environments["production"].secrets.keys().collect();
+    assert_eq!(keys, ["DATABASE_URL", "REDIS_URL"]);
+}
+
+/// Broken workload keys are reported with line:col and key path: a bad patch operation, a patch
+/// with two bodies, mixed resource forms, a relative mount, pre_stop longer than grace.
+#[test]
+fn workload_key_problems_are_located() {
+    let text = BASE.replacen(
+        "    strategy: direct\n",
+        r#"    strategy: direct
+    resources: {cpu: "1", requests: {cpu: "1", memory: 1Gi}, limits: {cpu: "1", memory: 1Gi}}
+    tls_mount: etc/tls
+    drain: {pre_stop: 60s, grace: 30s}
+    patches:
+      - kind: Deployment
+        json: [{op: upsert, path: /spec}]
+      - kind: Service
+        merge: {metadata: {}}
+        json: []
+      - kind: Pod
+        merge: {a: 1}
+"#,
+        1,
+    );
+    let p = problems(&text);
+    for want in [
+        "environments.production.resources: write either the shorthand",
+        "15:16: environments.production.tls_mount: `etc/tls` is not an absolute path",
+        "environments.production.drain: pre_stop must be shorter than grace",
+        "environments.production.patches[0].json[0].op: unknown operation `upsert`",
+        "environments.production.patches[1]: a patch needs exactly one of `json`, `merge`, `strategic`",
+        "environments.production.patches[2].kind: unknown value `Pod`",
+    ] {
+        assert!(p.contains(want), "missing {want:?} in:\n{p}");
+    }
+}

@@ -14,9 +14,10 @@ use crate::deploy::strategy::{
 };
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
-use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::{self, Event};
@@ -353,115 +354,25 @@ impl KubeCluster {
         &self.client
     }
 
-    async fn apply_value<K>(
-        &self,
-        api: Api<K>,
-        kind: &str,
-        ns: &str,
-        name: &str,
-        body: &serde_json::Value,
-    ) -> Result<K, ClusterError>
+    /// Server-side apply (field manager `fm-deploy`, forced) of one typed object.
+    pub async fn apply_typed<K>(&self, api: Api<K>, ns: &str, obj: &K) -> Result<K, ClusterError>
     where
-        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
     {
+        let name = obj.meta().name.clone().unwrap_or_default();
         let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let kind = K::kind(&()).to_string();
         let what = format!("apply {kind} {ns}/{name}");
         // A forced server-side apply carries no resourceVersion: re-sending it is the re-apply.
-        let patch = Patch::Apply(body);
-        retry_write(&what, self.writes, |_| api.patch(name, &pp, &patch))
+        let patch = Patch::Apply(obj);
+        retry_write(&what, self.writes, |_| api.patch(&name, &pp, &patch))
             .await
             .map(|(v, _)| v)
-            .map_err(|e| ClusterError::apply(kind, ns, name, e))
-    }
-
-    /// Secrets, Service, Deployment and HPA of the environment, in that order.
-    async fn apply_namespaced(&self, o: &EnvironmentObjects) -> Result<Applied, ClusterError> {
-        let ns = o.namespace.as_str();
-        for s in &o.secrets {
-            let name = s["metadata"]["name"].as_str().unwrap_or_default();
-            self.apply_value(
-                Api::<Secret>::namespaced(self.client.clone(), ns),
-                "Secret",
-                ns,
-                name,
-                s,
-            )
-            .await?;
-        }
-        let svc_name = o.service["metadata"]["name"].as_str().unwrap_or_default();
-        self.apply_value(
-            Api::<Service>::namespaced(self.client.clone(), ns),
-            "Service",
-            ns,
-            svc_name,
-            &o.service,
-        )
-        .await?;
-        let dep: Deployment = self
-            .apply_value(
-                Api::<Deployment>::namespaced(self.client.clone(), ns),
-                "Deployment",
-                ns,
-                &o.deployment_name,
-                &o.deployment,
-            )
-            .await?;
-        if let Some(spec) = &o.hpa {
-            let ar = self.hpa_resource().await?;
-            let body = json!({
-                "apiVersion": ar.api_version, "kind": "HorizontalPodAutoscaler",
-                "metadata": {"name": o.deployment_name, "namespace": ns,
-                             "labels": o.deployment["metadata"]["labels"].clone()},
-                "spec": spec,
-            });
-            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &ar);
-            self.apply_value(
-                api,
-                "HorizontalPodAutoscaler",
-                ns,
-                &o.deployment_name,
-                &body,
-            )
-            .await?;
-        }
-        let image = dep
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .and_then(|s| s.containers.first())
-            .and_then(|c| c.image.clone())
-            .unwrap_or_default();
-        Ok(Applied {
-            namespace: ns.to_string(),
-            name: o.deployment_name.clone(),
-            generation: dep.metadata.generation.unwrap_or(0),
-            image,
-        })
-    }
-
-    /// `autoscaling/v2` where served (1.23+), else `v2beta2` (1.12–1.25).
-    pub async fn hpa_resource(&self) -> Result<kube::api::ApiResource, ClusterError> {
-        let group = kube::discovery::group(&self.client, "autoscaling")
-            .await
-            .map_err(|e| ClusterError::Discovery {
-                what: "autoscaling versions".into(),
-                source: Box::new(e),
-            })?;
-        for v in ["v2", "v2beta2"] {
-            if let Some((ar, _)) = group
-                .versioned_resources(v)
-                .into_iter()
-                .find(|(ar, _)| ar.kind == "HorizontalPodAutoscaler")
-            {
-                return Ok(ar);
-            }
-        }
-        Err(ClusterError::Discovery {
-            what: "HorizontalPodAutoscaler (autoscaling/v2 or v2beta2)".into(),
-            source: Box::new(kube::Error::Discovery(
-                kube::error::DiscoveryError::MissingResource("HorizontalPodAutoscaler".into()),
-            )),
-        })
+            .map_err(|e| ClusterError::apply(&kind, ns, &name, e))
     }
 }
 
@@ -803,20 +714,47 @@ impl Cluster for KubeCluster {
     /// an existing one is a cluster-scoped write the Role in `examples/deploy/rbac.yaml` does not
     /// grant.
     async fn apply_environment(&self, o: &EnvironmentObjects) -> Result<Applied, ClusterError> {
-        match self.apply_namespaced(o).await {
-            Err(ClusterError::Apply { source, .. }) if is_not_found(&source) => {
-                self.apply_value(
-                    Api::<Namespace>::all(self.client.clone()),
-                    "Namespace",
-                    "",
-                    &o.namespace,
-                    &o.namespace_object,
-                )
+        let ns = o.namespace.as_str();
+        if let Some(n) = &o.namespace_object {
+            self.apply_typed(Api::<Namespace>::all(self.client.clone()), "", n)
                 .await?;
-                self.apply_namespaced(o).await
-            }
-            other => other,
         }
+        for s in &o.secrets {
+            self.apply_typed(Api::<Secret>::namespaced(self.client.clone(), ns), ns, s)
+                .await?;
+        }
+        if let Some(svc) = &o.service {
+            self.apply_typed(Api::<Service>::namespaced(self.client.clone(), ns), ns, svc)
+                .await?;
+        }
+        let dep: Deployment = self
+            .apply_typed(
+                Api::<Deployment>::namespaced(self.client.clone(), ns),
+                ns,
+                &o.deployment,
+            )
+            .await?;
+        if let Some(hpa) = &o.hpa {
+            self.apply_typed(
+                Api::<HorizontalPodAutoscaler>::namespaced(self.client.clone(), ns),
+                ns,
+                hpa,
+            )
+            .await?;
+        }
+        let image = dep
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default();
+        Ok(Applied {
+            namespace: ns.to_string(),
+            name: o.deployment_name.clone(),
+            generation: dep.metadata.generation.unwrap_or(0),
+            image,
+        })
     }
     async fn wait_rollout(
         &self,
@@ -1025,8 +963,7 @@ impl Cluster for KubeCluster {
         opts: LeaseOptions,
     ) -> Result<LeaseGuard, ClusterError> {
         // The Lease lives in the environment's namespace, created on the first deploy (below).
-        let ns_body = json!({"apiVersion": "v1", "kind": "Namespace",
-                             "metadata": {"name": namespace, "labels": {"app.kubernetes.io/managed-by": "fm-deploy"}}});
+        let ns_body = crate::deploy::manifests::namespace_object(namespace);
         let mut namespace_applied = false;
         let api: Api<Lease> = Api::namespaced(self.client.clone(), namespace);
         let what = format!("lease {namespace}/{name}");
@@ -1093,14 +1030,8 @@ impl Cluster for KubeCluster {
                 // No namespace yet (first deploy): create it, then try again.
                 Err(e) if is_not_found(&e) && current.is_none() && !namespace_applied => {
                     namespace_applied = true;
-                    self.apply_value(
-                        Api::<Namespace>::all(self.client.clone()),
-                        "Namespace",
-                        "",
-                        namespace,
-                        &ns_body,
-                    )
-                    .await?;
+                    self.apply_typed(Api::<Namespace>::all(self.client.clone()), "", &ns_body)
+                        .await?;
                 }
                 // The apiserver went away between the read and the write: read again (the read
                 // is retried within the wait).

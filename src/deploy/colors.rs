@@ -9,18 +9,20 @@ use crate::deploy::cluster::{
     Cluster, KubeCluster, LeaseGuard, LeaseOptions, WritePolicy, retry_write,
 };
 use crate::deploy::forbidden::{forbidden, watch_refusal};
+use crate::deploy::manifests::{EnvironmentObjects, color_selector};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-pub const FIELD_MANAGER: &str = "fm-deploy";
+pub use crate::deploy::manifests::FIELD_MANAGER;
 /// Annotation on the live Service holding the JSON state record.
 pub const STATE_ANNOTATION: &str = "fm-deploy.io/blue-green-state";
 
@@ -65,6 +67,8 @@ pub enum ClusterError {
     /// The apiserver refused a request for want of a permission (403): final, never retried.
     #[error(transparent)]
     Forbidden(Box<crate::deploy::forbidden::Forbidden>),
+    #[error(transparent)]
+    Objects(Box<crate::deploy::manifests::BuildError>),
     /// The environment's Lease, through the shared implementation in `deploy::cluster`.
     #[error(transparent)]
     Lease(Box<crate::deploy::cluster::ClusterError>),
@@ -195,18 +199,27 @@ pub trait BgCluster: Send + Sync {
 pub struct KubeColors {
     client: Client,
     spec: ColorsSpec,
+    /// The environment's objects from the one builder; the colours are variants of its Deployment.
+    objects: EnvironmentObjects,
     lease: String,
     leases: KubeCluster,
     guard: std::sync::Mutex<Option<LeaseGuard>>,
 }
 
 impl KubeColors {
-    /// `environment` names the Lease (`fm-deploy-<environment>`).
-    pub fn new(client: Client, spec: ColorsSpec, environment: &str) -> Self {
+    /// `environment` names the Lease (`fm-deploy-<environment>`); `objects` are what
+    /// `manifests::environment_objects` built for this release.
+    pub fn new(
+        client: Client,
+        spec: ColorsSpec,
+        objects: EnvironmentObjects,
+        environment: &str,
+    ) -> Self {
         Self {
             leases: KubeCluster::new(client.clone()),
             client,
             spec,
+            objects,
             lease: format!("fm-deploy-{environment}"),
             guard: std::sync::Mutex::new(None),
         }
@@ -252,6 +265,12 @@ impl KubeColors {
             svc.patch(&name, &pp, &body)
         })
         .await?;
+        // The HPA scales the live colour only; a revert moves it back with the selector.
+        if let Selector::Only(live) = selector
+            && let Some(hpa) = self.objects.hpa_targeting(&self.spec.deployment_name(live))
+        {
+            self.apply_with(&hpa, "aim the autoscaler", policy).await?;
+        }
         Ok(())
     }
 
@@ -263,29 +282,15 @@ impl KubeColors {
         let Some(name) = self.spec.canary_ingress.clone() else {
             return Ok(());
         };
-        let mut rule = json!({"http": {"paths": [{
-            "path": "/", "pathType": "Prefix",
-            "backend": {"service": {"name": self.spec.preview_service, "port": {"number": self.spec.port}}},
-        }]}});
-        if let Some(h) = &self.spec.ingress_host {
-            rule["host"] = json!(h);
-        }
-        let body = Patch::Apply(json!({
-            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": {"name": name, "labels": self.labels(None), "annotations": {
-                "kubernetes.io/ingress.class": "nginx",
-                "nginx.ingress.kubernetes.io/canary": "true",
-                "nginx.ingress.kubernetes.io/canary-weight": weight.to_string(),
-            }},
-            "spec": {"rules": [rule]},
-        }));
-        let pp = PatchParams::apply(FIELD_MANAGER).force();
-        let api = Api::<Ingress>::namespaced(self.client.clone(), &self.spec.namespace);
-        self.retried("set the canary weight of ingress", &name, policy, |_| {
-            api.patch(&name, &pp, &body)
-        })
-        .await?;
-        Ok(())
+        let body = self.objects.canary_ingress(
+            &name,
+            self.spec.ingress_host.as_deref(),
+            &self.spec.preview_service,
+            self.spec.port,
+            weight,
+        );
+        self.apply_with(&body, "set the canary weight of ingress", policy)
+            .await
     }
 
     fn take_guard(&self) -> Option<LeaseGuard> {
@@ -312,36 +317,63 @@ impl KubeColors {
             },
         }
     }
-    fn labels(&self, color: Option<Color>) -> serde_json::Value {
-        let mut l = json!({"app": self.spec.app, "app.kubernetes.io/name": self.spec.app, "app.kubernetes.io/managed-by": FIELD_MANAGER});
-        if let Some(c) = color {
-            l["version"] = json!(c.as_str());
-        }
-        l
-    }
     fn service_body(
         &self,
         name: &str,
         selector: Selector,
         state: Option<&BgState>,
-    ) -> Result<serde_json::Value, ClusterError> {
+    ) -> Result<Service, ClusterError> {
         let sel = match selector {
-            Selector::Only(c) => json!({"app": self.spec.app, "version": c.as_str()}),
-            Selector::Both => json!({"app": self.spec.app}),
+            Selector::Only(c) => color_selector(&self.spec.app, Some(c.as_str())),
+            Selector::Both => color_selector(&self.spec.app, None),
         };
-        let mut meta = json!({"name": name, "labels": self.labels(None)});
-        if let Some(s) = state {
-            let text = serde_json::to_string(s).map_err(|source| ClusterError::Build {
-                what: "state",
-                name: name.into(),
-                source,
-            })?;
-            meta["annotations"] = json!({ STATE_ANNOTATION: text });
-        }
-        Ok(json!({
-            "apiVersion": "v1", "kind": "Service", "metadata": meta,
-            "spec": {"selector": sel, "ports": [{"name": "http", "port": self.spec.port, "targetPort": self.spec.port, "protocol": "TCP"}]},
-        }))
+        let annotations = match state {
+            Some(s) => {
+                let text = serde_json::to_string(s).map_err(|source| ClusterError::Build {
+                    what: "state",
+                    name: name.into(),
+                    source,
+                })?;
+                Some(BTreeMap::from([(STATE_ANNOTATION.to_string(), text)]))
+            }
+            None => None,
+        };
+        self.objects
+            .service(name, self.spec.port, sel, annotations)
+            .map_err(|e| ClusterError::Objects(Box::new(e)))
+    }
+
+    async fn apply<K>(&self, obj: &K, what: &'static str) -> Result<(), ClusterError>
+    where
+        K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        self.apply_with(obj, what, self.leases.writes()).await
+    }
+
+    /// One server-side apply (forced, field manager `fm-deploy`) under the retry layer.
+    async fn apply_with<K>(
+        &self,
+        obj: &K,
+        what: &'static str,
+        policy: WritePolicy,
+    ) -> Result<(), ClusterError>
+    where
+        K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let name = obj.meta().name.clone().unwrap_or_default();
+        let api = Api::<K>::namespaced(self.client.clone(), &self.spec.namespace);
+        let (pp, patch) = (PatchParams::apply(FIELD_MANAGER).force(), Patch::Apply(obj));
+        self.retried(what, &name, policy, |_| api.patch(&name, &pp, &patch))
+            .await?;
+        Ok(())
     }
 }
 
@@ -439,33 +471,19 @@ impl BgCluster for KubeColors {
         image: &str,
         replicas: u32,
     ) -> Result<(), ClusterError> {
-        let name = self.spec.deployment_name(color);
-        let labels = self.labels(Some(color));
-        let body = json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": self.spec.app, "version": color.as_str()}},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{
-                        "name": "app", "image": image,
-                        "ports": [{"containerPort": self.spec.port, "protocol": "TCP"}],
-                    }]},
-                },
-            },
-        });
-        let (api, pp, body) = (
-            self.deployments(),
-            PatchParams::apply(FIELD_MANAGER).force(),
-            Patch::Apply(body),
-        );
-        self.retried("apply deployment", &name, self.leases.writes(), |_| {
-            api.patch(&name, &pp, &body)
-        })
-        .await?;
-        Ok(())
+        // The Secrets the pods read come first, so a new pod never starts without them.
+        if let Some(n) = &self.objects.namespace_object {
+            self.leases
+                .apply_typed(Api::<Namespace>::all(self.client.clone()), "", n)
+                .await?;
+        }
+        for secret in &self.objects.secrets {
+            self.apply(secret, "apply secret").await?;
+        }
+        let body = self
+            .objects
+            .color_deployment(color.as_str(), image, replicas);
+        self.apply(&body, "apply deployment").await
     }
 
     /// Watches the Deployment through apiserver restarts (the watch re-lists with a short backoff)

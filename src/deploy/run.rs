@@ -48,6 +48,8 @@ impl PostDeployTests for NoPostDeployTests {
 pub enum DeployError {
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Build(#[from] crate::deploy::manifests::BuildError),
     #[error("deploy environment {environment}: strategy {strategy} is not direct or rolling")]
     WrongStrategy {
         environment: String,
@@ -263,7 +265,7 @@ async fn deploy_locked<C: Cluster, P: Prober, T: PostDeployTests>(
                         image: image.clone(),
                         ..inputs.clone()
                     },
-                );
+                )?;
                 match cluster.apply_environment(&objs).await {
                     Ok(a) => {
                         steps.push(format!(

@@ -4,7 +4,7 @@
 //! gates, branches name known tiers and environments, `extends` has no cycle, …). Must not touch:
 //! the file system beyond the one read in `load_file`.
 
-use super::decode::{Decoder, Fields, Problem, did_you_mean, is_dns_label, is_quantity, join};
+use super::decode::{Decoder, Fields, Problem, did_you_mean, is_dns_label, join};
 use super::gate_io;
 use super::model::*;
 use super::yaml::{self, Node, NodeKind, Pos};
@@ -949,6 +949,14 @@ const ENV_KEYS: &[&str] = &[
     "tls_secret",
     "blue_green",
     "rollback",
+    "probes",
+    "security_context",
+    "image_pull_secrets",
+    "service_account",
+    "tls_mount",
+    "drain",
+    "create_namespace",
+    "patches",
 ];
 
 fn decode_environments(
@@ -1026,12 +1034,10 @@ fn decode_environment(
         .map(|v| d.u32_in(v, &f.child("replicas"), 1, 1000))
         .unwrap_or(Some(1));
     let resources = match f.get("resources") {
-        Some(v) => decode_resources(d, v, &f.child("resources")),
-        None => Some(Resources {
-            cpu: "500m".into(),
-            memory: "512Mi".into(),
-        }),
+        Some(v) => super::workload::decode_resources(d, v, &f.child("resources")),
+        None => Some(Resources::same("500m", "512Mi")),
     };
+    let workload = super::workload::decode_workload(d, &f);
     let autoscaling = f.get("autoscaling").and_then(|v| {
         let ap = f.child("autoscaling");
         let af = d.fields(v, &ap, &["min", "max", "cpu_target"])?;
@@ -1161,6 +1167,10 @@ fn decode_environment(
         .get("coverage_min")
         .and_then(|v| d.ratio(v, &f.child("coverage_min")));
     let mut secrets = BTreeMap::new();
+    if f.get("secrets").is_none() {
+        secrets.insert("DATABASE_URL".to_string(), "database-url".to_string());
+        secrets.insert("REDIS_URL".to_string(), "redis-url".to_string());
+    }
     if let Some(v) = f.get("secrets") {
         let sp = f.child("secrets");
         for (key, val, kpos) in d.entries(v, &sp) {
@@ -1177,7 +1187,8 @@ fn decode_environment(
                 continue;
             }
             if let Some(input) = d.string(val, &join(&sp, key)) {
-                secrets.insert(key.to_string(), input);
+                // Pods read the Secret with `envFrom`: keys are environment variable names.
+                secrets.insert(env_var_name(key), input);
             }
         }
     }
@@ -1239,6 +1250,7 @@ fn decode_environment(
         strategy: strategy?,
         replicas: replicas?,
         resources: resources?,
+        workload: workload?,
         autoscaling,
         progress_deadline: progress_deadline?,
         pre_deploy: pre_deploy?,
@@ -1253,28 +1265,14 @@ fn decode_environment(
     })
 }
 
-fn decode_resources(d: &mut Decoder, n: &Node, path: &str) -> Option<Resources> {
-    let f = d.fields(n, path, &["cpu", "memory"])?;
-    let q = |d: &mut Decoder, k: &str| {
-        let v = d.require(&f, k)?;
-        let s = d.string(v, &f.child(k))?;
-        if !is_quantity(&s) {
-            d.error_hint(
-                v.pos,
-                &f.child(k),
-                format!("`{s}` is not a Kubernetes quantity"),
-                Some("e.g. `2`, `500m`, `4Gi`".into()),
-            );
-            return None;
-        }
-        Some(s)
-    };
-    let cpu = q(d, "cpu");
-    let memory = q(d, "memory");
-    Some(Resources {
-        cpu: cpu?,
-        memory: memory?,
-    })
+/// `database-url` → `DATABASE_URL`: the name an app reads from its environment.
+fn env_var_name(key: &str) -> String {
+    key.chars()
+        .map(|c| match c {
+            '-' | '.' => '_',
+            c => c.to_ascii_uppercase(),
+        })
+        .collect()
 }
 
 fn decode_pre_deploy(d: &mut Decoder, n: &Node, path: &str) -> Option<PreDeploy> {

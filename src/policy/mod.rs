@@ -6,6 +6,7 @@ pub mod decode;
 pub mod gate_io;
 pub mod load;
 pub mod model;
+pub mod workload;
 pub mod yaml;
 
 pub use load::{Error, load_file, load_str};

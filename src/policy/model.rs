@@ -251,6 +251,8 @@ pub struct EnvironmentSpec {
     pub strategy: StrategyKind,
     pub replicas: u32,
     pub resources: Resources,
+    /// Everything else the pod template carries (probes, security, pull secrets, drain, patches).
+    pub workload: WorkloadSpec,
     pub autoscaling: Option<Autoscaling>,
     #[serde(with = "duration_text")]
     pub progress_deadline: Duration,
@@ -260,18 +262,140 @@ pub struct EnvironmentSpec {
     /// Gates run against the deployed URL after a deploy (staging); failure rolls back.
     pub post_deploy: Vec<String>,
     pub coverage_min: Option<Ratio>,
-    /// Names of secret inputs that become keys of the `app-secrets` Secret (`database-url`, …).
+    /// Key of the app's Secret `<app>-secrets` (`DATABASE_URL`, …) → name of the secret input
+    /// that fills it (`database-url`). Keys are environment variable names (pods read the Secret
+    /// with `envFrom`); the loader turns `database-url` into `DATABASE_URL`.
     pub secrets: BTreeMap<String, String>,
     pub tls_secret: Option<String>,
     pub blue_green: Option<BlueGreenSpec>,
     pub rollback: RollbackSpec,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Requests and limits of the app container. The shorthand `resources: {cpu, memory}` means
+/// requests = limits (Guaranteed QoS).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Resources {
+    pub requests: Quantities,
+    pub limits: Quantities,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quantities {
     /// Kubernetes quantities as written (`"8"`, `16Gi`), validated for shape.
     pub cpu: String,
     pub memory: String,
+}
+
+impl Resources {
+    /// requests = limits.
+    pub fn same(cpu: &str, memory: &str) -> Resources {
+        let q = Quantities {
+            cpu: cpu.into(),
+            memory: memory.into(),
+        };
+        Resources {
+            requests: q.clone(),
+            limits: q,
+        }
+    }
+}
+
+/// An HTTP probe on the app port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProbeSpec {
+    pub path: String,
+    #[serde(with = "duration_text")]
+    pub period: Duration,
+    pub failure_threshold: u32,
+    #[serde(with = "duration_text")]
+    pub initial_delay: Duration,
+}
+
+/// The pod's and container's `securityContext`; the defaults are Pod Security `restricted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecuritySpec {
+    pub run_as_non_root: bool,
+    pub run_as_user: Option<i64>,
+    pub allow_privilege_escalation: bool,
+    pub read_only_root_filesystem: bool,
+    /// Drop every Linux capability.
+    pub drop_all_capabilities: bool,
+    /// `seccompProfile: RuntimeDefault` (else none is set).
+    pub seccomp_runtime_default: bool,
+}
+
+impl Default for SecuritySpec {
+    fn default() -> Self {
+        SecuritySpec {
+            run_as_non_root: true,
+            run_as_user: None,
+            allow_privilege_escalation: false,
+            read_only_root_filesystem: false,
+            drop_all_capabilities: true,
+            seccomp_runtime_default: true,
+        }
+    }
+}
+
+/// How a user patch changes a generated object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "type", content = "patch")]
+pub enum PatchKind {
+    /// RFC 6902 operations.
+    Json(serde_json::Value),
+    /// RFC 7386 merge patch: maps merge, lists replace, `null` deletes.
+    Merge(serde_json::Value),
+    /// Merge patch, except that the lists `containers`, `initContainers`, `env`, `volumes`,
+    /// `volumeMounts`, `ports` and `imagePullSecrets` merge item by item on `name`.
+    Strategic(serde_json::Value),
+}
+
+/// A patch on the generated objects of `kind` (and `name`, when given), applied after the
+/// generator and before anything is sent, for every strategy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PatchSpec {
+    pub kind: String,
+    pub name: Option<String>,
+    pub patch: PatchKind,
+    /// Where it was written (`file:line:col`), for messages.
+    pub at: String,
+}
+
+/// What the pod template carries besides image, port and resources.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkloadSpec {
+    pub liveness: Option<ProbeSpec>,
+    pub startup: Option<ProbeSpec>,
+    pub security: SecuritySpec,
+    pub image_pull_secrets: Vec<String>,
+    pub service_account: Option<String>,
+    /// Where the `tls_secret` is mounted (read-only).
+    pub tls_mount: String,
+    /// `preStop` sleep so endpoints are removed before the process stops; zero: no hook.
+    #[serde(with = "duration_text")]
+    pub pre_stop: Duration,
+    #[serde(with = "duration_text")]
+    pub termination_grace: Duration,
+    /// Apply the Namespace (with Pod Security labels); otherwise it must exist.
+    pub create_namespace: bool,
+    pub patches: Vec<PatchSpec>,
+}
+
+impl Default for WorkloadSpec {
+    fn default() -> Self {
+        WorkloadSpec {
+            liveness: None,
+            startup: None,
+            security: SecuritySpec::default(),
+            image_pull_secrets: Vec::new(),
+            service_account: None,
+            tls_mount: "/etc/tls".into(),
+            pre_stop: Duration::from_secs(5),
+            termination_grace: Duration::from_secs(30),
+            create_namespace: false,
+            patches: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -324,6 +324,37 @@ impl Builder<'_> {
     }
 }
 
+/// A YAML node as JSON: plain scalars become null, booleans and numbers where they read as such.
+pub fn to_json(n: &Node) -> serde_json::Value {
+    use serde_json::Value;
+    match &n.kind {
+        NodeKind::Scalar { .. } if n.is_null() => Value::Null,
+        NodeKind::Scalar { value, plain } => {
+            if *plain {
+                if let Some(b) = parse_bool(value) {
+                    return Value::Bool(b);
+                }
+                if let Ok(i) = value.parse::<i64>() {
+                    return Value::from(i);
+                }
+                if let Ok(f) = value.parse::<f64>()
+                    && let Some(num) = serde_json::Number::from_f64(f)
+                {
+                    return Value::Number(num);
+                }
+            }
+            Value::String(value.clone())
+        }
+        NodeKind::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
+        NodeKind::Map(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (k.scalar().unwrap_or_default().to_string(), to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

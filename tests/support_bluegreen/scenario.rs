@@ -7,11 +7,13 @@ use crate::support_k8s::app::AppProcess;
 use crate::support_k8s::deployer::DeployIdentity;
 use crate::support_k8s::kubelet::{AddressBook, Kubelet};
 use crate::support_k8s::router::TestRouter;
-use crate::support_k8s::{TestNamespace, Testbed, wait_until};
+use crate::support_k8s::{TestNamespace, Testbed, sample_app_spec, wait_until};
 use fm_deploy::deploy::bluegreen::{BgConfig, Color, ShiftKind};
 use fm_deploy::deploy::bluegreen_run::{BgRunConfig, ColorUrls};
 use fm_deploy::deploy::colors::{ColorsSpec, KubeColors};
+use fm_deploy::deploy::manifests::{DeployInputs, environment_objects, example_environment};
 use fm_deploy::deploy::metrics::PrometheusClient;
+use fm_deploy::policy::model::{EnvironmentSpec, StrategyKind};
 use fm_deploy::policy::model::{NoDataPolicy, RollbackSpec, TriggerSource, TriggerSpec};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -52,15 +54,27 @@ pub struct Scenario {
 impl Scenario {
     /// Everything up; `images` get an app process each (plus the ones the kubelet never serves).
     pub async fn start(prefix: &str, images: &[&str], canary: bool) -> anyhow::Result<Scenario> {
-        Self::start_via(prefix, images, canary, None).await
+        Self::start_env(
+            prefix,
+            images,
+            canary,
+            |_| {},
+            &DeployInputs::default(),
+            None,
+        )
+        .await
     }
 
-    /// Like `start`, with the release's client talking to the apiserver at `server` (a private
-    /// one a fault test kills); the harness (kubelet, routers, assertions) keeps the shared one.
-    pub async fn start_via(
+    /// [`Scenario::start`] with the environment's objects built from `example_environment`
+    /// changed by `tweak` (namespace already set) and `inputs`; `server`, when given, is the
+    /// apiserver the release talks to (a private one a fault test kills) while the harness
+    /// (kubelet, routers, assertions) keeps the shared one.
+    pub async fn start_env(
         prefix: &str,
         images: &[&str],
         canary: bool,
+        tweak: impl FnOnce(&mut EnvironmentSpec),
+        inputs: &DeployInputs,
         server: Option<&str>,
     ) -> anyhow::Result<Scenario> {
         let tb = Testbed::get()?;
@@ -100,7 +114,10 @@ impl Scenario {
         // documented permissions, and the audit log separates its requests from the harness's.
         let deploy = DeployIdentity::create(&client, &tb.kubeconfig, &ns.name).await?;
         let deployer = deploy.client(server).await?;
-        let cluster = KubeColors::new(deployer, spec, "production");
+        let mut env = example_environment("production", &ns.name, StrategyKind::BlueGreen);
+        tweak(&mut env);
+        let objects = environment_objects(&sample_app_spec(), &env, inputs)?;
+        let cluster = KubeColors::new(deployer, spec, objects, "production");
         let metrics = PrometheusClient::new(&prom.url, Duration::from_secs(5))?;
         Ok(Scenario {
             tb,

@@ -159,10 +159,8 @@ pub fn environment(name: &str, coverage_min: Option<f64>) -> EnvironmentSpec {
         url: format!("https://{name}.example.invalid"),
         strategy: StrategyKind::Direct,
         replicas: 1,
-        resources: Resources {
-            cpu: "1".into(),
-            memory: "1Gi".into(),
-        },
+        resources: Resources::same("1", "1Gi"),
+        workload: WorkloadSpec::default(),
         autoscaling: None,
         progress_deadline: Duration::from_secs(600),
         pre_deploy: PreDeploy {

@@ -23,9 +23,10 @@ pub fn rbac_documents() -> anyhow::Result<Vec<Value>> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/deploy/rbac.yaml");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
-        .map_err(|e| anyhow::anyhow!("parsing {}: {e}", path.display()))?;
-    Ok(docs)
+    // The product's own YAML reader, under the policy's budgets.
+    let docs = fm_deploy::policy::yaml::parse_stream(&text, &fm_deploy::budget::POLICY)
+        .map_err(|e| anyhow::anyhow!("parsing {}: {e:?}", path.display()))?;
+    Ok(docs.iter().map(fm_deploy::policy::yaml::to_json).collect())
 }
 
 /// The rules of the example's Role.
