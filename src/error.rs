@@ -34,6 +34,9 @@ pub enum ActionError {
     BlueGreen(#[from] crate::deploy::bluegreen_run::BgError),
     #[error(transparent)]
     Health(#[from] crate::deploy::health::HealthError),
+    /// SIGTERM / SIGINT arrived (a cancelled job) and the run stopped; names what was stopped.
+    #[error("finish {0}: the job was cancelled (SIGTERM or SIGINT)")]
+    Cancelled(String),
     #[error("{0}")]
     Other(String),
 }
@@ -53,6 +56,7 @@ impl ActionError {
             | ActionError::Cluster(_)
             | ActionError::BlueGreen(_)
             | ActionError::Health(_)
+            | ActionError::Cancelled(_)
             | ActionError::Other(_) => 2,
         }
     }

@@ -169,6 +169,9 @@ async fn run_process(cmd: ToolCommand) -> ExecOutcome {
         }
     };
     let pgid = child.id().and_then(|id| i32::try_from(id).ok());
+    // A run that is dropped before it ends (the job was cancelled) takes the tool's whole group
+    // down with it; `kill_on_drop` alone would reach only the leader.
+    let mut group = GroupGuard(pgid);
     let cap = cmd.output_cap;
     let out = child
         .stdout
@@ -199,6 +202,7 @@ async fn run_process(cmd: ToolCommand) -> ExecOutcome {
     // closes them, and for a clean exit we bound the wait so a stray daemon cannot hang the gate.
     let stdout = join_reader(out, pgid).await;
     let stderr = join_reader(err, pgid).await;
+    group.disarm();
     let elapsed = started.elapsed();
     match status {
         Some(st) => ExecOutcome::Exited {
@@ -241,6 +245,22 @@ fn exit_status(st: std::process::ExitStatus) -> ExitStatus {
         (Some(c), _) => ExitStatus::Code(c),
         (None, Some(s)) => ExitStatus::Signal(s),
         (None, None) => ExitStatus::Code(-1),
+    }
+}
+
+/// Kills a tool's process group when dropped while armed: the run's future was dropped before the
+/// tool ended (cancellation). Disarmed once the run has reaped the leader and drained its output.
+struct GroupGuard(Option<i32>);
+
+impl GroupGuard {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0, nix::sys::signal::Signal::SIGKILL);
     }
 }
 
