@@ -49,6 +49,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM scratch AS binary-context
 COPY dist/fm-deploy /out/fm-deploy
 
+# hadolint ignore=DL3006
 FROM binary-${BINARY_SOURCE} AS binary
 
 # ---- gate tools: exact pins, three venvs so conflicting pins never meet (files they share are
@@ -83,6 +84,7 @@ FROM binary AS executables-pinned
 COPY --from=trivy /usr/local/bin/trivy /out/trivy
 COPY --from=gitleaks /usr/bin/gitleaks /out/gitleaks
 FROM binary AS executables-none
+# hadolint ignore=DL3006
 FROM executables-${SCANNERS} AS executables
 
 # ---- final -------------------------------------------------------------------------------------

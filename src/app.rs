@@ -483,7 +483,8 @@ async fn conclude_cancelled(
                 name: gate.clone(),
                 conclusion: CheckConclusion::Cancelled,
                 title: "cancelled: the job was stopped while this gate ran".into(),
-                summary_markdown: "The job received SIGTERM; the tool was stopped before it finished.".into(),
+                summary_markdown:
+                    "The job received SIGTERM; the tool was stopped before it finished.".into(),
                 text_markdown: None,
                 findings: Vec::new(),
                 annotation_budget: 0,

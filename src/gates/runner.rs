@@ -331,4 +331,59 @@ mod tests {
             ]
         );
     }
+
+    /// A run dropped before its tool ends (the job was cancelled) kills the tool's whole process
+    /// group: a grandchild the tool started in the background dies with it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_a_run_kills_the_tools_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = ToolCommand {
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                "sleep 600 & echo $! > bg.pid; wait".into(),
+            ],
+            cwd: dir.path().to_path_buf(),
+            env: BTreeMap::new(),
+            timeout: Duration::from_secs(600),
+            output_cap: 1024,
+        };
+        let pid_file = dir.path().join("bg.pid");
+        let pid = {
+            let run = run_process(cmd);
+            tokio::pin!(run);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                tokio::select! {
+                    o = &mut run => panic!("the tool ended by itself: {o:?}"),
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+                if let Some(pid) = std::fs::read_to_string(&pid_file)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i32>().ok())
+                {
+                    break pid;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the tool never started its child"
+                );
+            }
+            // `run` is dropped here.
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            // Gone, or a zombie waiting for its reaper: either way no longer running.
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+            let alive = state.as_deref().is_some_and(|s| {
+                s.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+            });
+            if !alive {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the background child survived");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
