@@ -80,7 +80,7 @@ async fn plan_writes_outputs_and_summary_through_file_commands() {
     let matrix: Value = serde_json::from_str(&o["matrix"]).unwrap();
     assert!(matrix.is_object(), "{matrix}");
     let report: Value = serde_json::from_str(&o["report"]).unwrap();
-    assert_eq!(report["plan"]["branch"], "main", "{report}");
+    assert_eq!(report["branch"], "main", "{report}");
     let summary = job.summary();
     assert!(summary.contains("blue-green"), "{summary}");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -122,7 +122,12 @@ async fn every_offline_gate_finds_its_planted_problem_inside_the_image() {
     };
     for name in ["format", "lint", "types", "bandit", "secrets", "unit-tests"] {
         let g = gate(name);
-        assert_eq!(g["failed"], false, "{name} ran cleanly: {g}");
+        assert_eq!(
+            g["failed"],
+            false,
+            "{name} ran cleanly: {g}\n{}",
+            text(&out)
+        );
         let counted: u64 = g["counts"]
             .as_object()
             .unwrap()
@@ -166,12 +171,17 @@ async fn pull_request_findings_are_classified_against_the_diff() {
     copy_tree(&root().join("examples/sample-project"), &ws);
     std::fs::create_dir_all(ws.join(".github")).unwrap();
     std::fs::write(ws.join(".github/fm-deploy.yml"), DIFF_POLICY).unwrap();
+    // As in tests/gates_diff_overrides.rs: the base ends client.py with a clean statement, so the
+    // line the pull request adds carries exactly F401 and E402.
+    let client = ws.join("certsolver/client.py");
+    let mut s = std::fs::read_to_string(&client).unwrap();
+    s.push_str("\n\nCLEAN = 1\n");
+    std::fs::write(&client, s).unwrap();
     git(&ws, &["init", "-q"]);
     git(&ws, &["add", "-A"]);
     git(&ws, &["commit", "-q", "-m", "base"]);
     let base = git(&ws, &["rev-parse", "HEAD"]);
     git(&ws, &["update-ref", "refs/remotes/origin/master", &base]);
-    let client = ws.join("certsolver/client.py");
     let mut s = std::fs::read_to_string(&client).unwrap();
     s.push_str("import json\n");
     std::fs::write(&client, s).unwrap();
