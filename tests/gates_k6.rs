@@ -91,7 +91,7 @@ async fn live_k6_run_is_parsed_through_the_gate() {
     server.abort();
     let run = &r.runs[0];
     assert!(run.outcome.parsed_cleanly(), "{:?}", run.outcome);
-    let perf = run.metrics.perf.clone().unwrap();
+    let perf = run.metrics.perf.unwrap();
     assert_eq!(perf.error_rate, Some(0.2), "{perf:?}");
     assert!(perf.api_ms.is_some_and(|ms| ms > 0.0), "{perf:?}");
 }
