@@ -27,7 +27,7 @@ flock 9
 
 # --- podman, configured for this kind of host (cgroup v1, capped RLIMIT_NOFILE: runc, not crun) ---
 need=()
-for p in podman runc mmdebstrap uidmap fuse-overlayfs slirp4netns; do
+for p in podman runc mmdebstrap uidmap fuse-overlayfs slirp4netns debian-archive-keyring; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
