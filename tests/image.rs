@@ -298,3 +298,55 @@ async fn sigterm_during_gates_concludes_check_runs_cancelled() {
     tb.assert_clean().await;
     tb.stop().await;
 }
+
+const SCANNERS_POLICY: &str = r#"version: 1
+app: {name: web, image: ghcr.io/org/web}
+branches:
+  master: {tier: basic}
+tiers:
+  basic: [container-scan, leaks]
+gates:
+  container-scan: {run: [trivy, image, --format, json, "{image}"], parser: trivy}
+  leaks: {run: [gitleaks, git, --report-format, json, --report-path, leaks.json], parser: gitleaks, report: leaks.json}
+"#;
+
+/// In an image built without the scanners (SCANNERS=none, as here), the trivy and gitleaks gates
+/// fail closed, and the message says the tool is not in this image; the run blocks. An image that
+/// has them (the published one) runs them instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scanners_missing_from_the_image_fail_closed_saying_so() {
+    let has = tokio::process::Command::new("podman")
+        .args(["run", "--rm", "--entrypoint", "sh"])
+        .arg(support_image::image())
+        .args(["-c", "command -v trivy || command -v gitleaks"])
+        .output()
+        .await
+        .unwrap();
+    let mut job = Job::new("push", &push("master", &"e".repeat(40)));
+    std::fs::create_dir_all(job.workspace.join(".github")).unwrap();
+    std::fs::write(job.workspace.join(".github/fm-deploy.yml"), SCANNERS_POLICY).unwrap();
+    job.input("command", "gates");
+    let out = job.run().await;
+    let report: Value = serde_json::from_str(&job.outputs()["report"]).unwrap();
+    let gates = report["gates"]["gates"].as_array().unwrap();
+    assert_eq!(gates.len(), 2, "{report}");
+    if has.status.success() {
+        for g in gates {
+            assert!(
+                !g["reasons"].to_string().contains("not found on PATH"),
+                "{g}"
+            );
+        }
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    for g in gates {
+        let reasons = g["reasons"].to_string();
+        assert_eq!(g["failed"], true, "{g}");
+        assert_eq!(g["decision"], "block", "{g}");
+        assert!(
+            reasons.contains("was not found on PATH") && reasons.contains("not in this image"),
+            "{reasons}"
+        );
+    }
+}
