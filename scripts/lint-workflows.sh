@@ -47,11 +47,12 @@ if [ "${#workflows[@]}" -lt 2 ]; then
 fi
 status=0
 echo "actionlint: ${#workflows[@]} workflows"
+log="$(mktemp)"
 for wf in "${workflows[@]}"; do
   # It takes one glob per run and prints a success line per file; only findings matter.
-  "$actionlint" "$wf" >/tmp/actionlint.$$ 2>&1 || { cat /tmp/actionlint.$$; status=1; }
+  "$actionlint" "$wf" >"$log" 2>&1 || { cat "$log"; status=1; }
 done
-rm -f /tmp/actionlint.$$
+rm -f "$log"
 echo "hadolint: Dockerfile"
 "$hadolint" --no-color "$root/Dockerfile" || status=1
 echo "zizmor --offline: workflows and action.yml"
