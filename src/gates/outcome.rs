@@ -133,7 +133,7 @@ pub fn install_hint(program: &str) -> String {
         "pytest" | "coverage" => pip("pytest==9.2.0 pytest-cov==7.1.0 coverage==7.17.5"),
         "pip-audit" => pip("pip-audit==2.10.1"),
         "safety" => pip("safety==2.2.0"),
-        "trivy" | "gitleaks" => "the fm-deploy image copies the pinned binary from its tool stage; locally install it and put it on PATH".into(),
+        "trivy" | "gitleaks" => "it is not in this image or not installed: the published fm-deploy image copies the pinned binary from its release image (an image built with SCANNERS=none has none); elsewhere install it and put it on PATH".into(),
         _ => "add it to the image (a pinned tool stage) or to PATH".into(),
     }
 }

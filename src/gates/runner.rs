@@ -169,6 +169,9 @@ async fn run_process(cmd: ToolCommand) -> ExecOutcome {
         }
     };
     let pgid = child.id().and_then(|id| i32::try_from(id).ok());
+    // A run that is dropped before it ends (the job was cancelled) takes the tool's whole group
+    // down with it; `kill_on_drop` alone would reach only the leader.
+    let mut group = GroupGuard(pgid);
     let cap = cmd.output_cap;
     let out = child
         .stdout
@@ -199,6 +202,7 @@ async fn run_process(cmd: ToolCommand) -> ExecOutcome {
     // closes them, and for a clean exit we bound the wait so a stray daemon cannot hang the gate.
     let stdout = join_reader(out, pgid).await;
     let stderr = join_reader(err, pgid).await;
+    group.disarm();
     let elapsed = started.elapsed();
     match status {
         Some(st) => ExecOutcome::Exited {
@@ -241,6 +245,22 @@ fn exit_status(st: std::process::ExitStatus) -> ExitStatus {
         (Some(c), _) => ExitStatus::Code(c),
         (None, Some(s)) => ExitStatus::Signal(s),
         (None, None) => ExitStatus::Code(-1),
+    }
+}
+
+/// Kills a tool's process group when dropped while armed: the run's future was dropped before the
+/// tool ended (cancellation). Disarmed once the run has reaped the leader and drained its output.
+struct GroupGuard(Option<i32>);
+
+impl GroupGuard {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        kill_group(self.0, nix::sys::signal::Signal::SIGKILL);
     }
 }
 
@@ -310,5 +330,60 @@ mod tests {
                 "ACTIONS_RUNTIME_TOKEN"
             ]
         );
+    }
+
+    /// A run dropped before its tool ends (the job was cancelled) kills the tool's whole process
+    /// group: a grandchild the tool started in the background dies with it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_a_run_kills_the_tools_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = ToolCommand {
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                "sleep 600 & echo $! > bg.pid; wait".into(),
+            ],
+            cwd: dir.path().to_path_buf(),
+            env: BTreeMap::new(),
+            timeout: Duration::from_secs(600),
+            output_cap: 1024,
+        };
+        let pid_file = dir.path().join("bg.pid");
+        let pid = {
+            let run = run_process(cmd);
+            tokio::pin!(run);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                tokio::select! {
+                    o = &mut run => panic!("the tool ended by itself: {o:?}"),
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+                if let Some(pid) = std::fs::read_to_string(&pid_file)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i32>().ok())
+                {
+                    break pid;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the tool never started its child"
+                );
+            }
+            // `run` is dropped here.
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            // Gone, or a zombie waiting for its reaper: either way no longer running.
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+            let alive = state.as_deref().is_some_and(|s| {
+                s.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+            });
+            if !alive {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the background child survived");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

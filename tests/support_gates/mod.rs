@@ -58,7 +58,9 @@ pub fn path_with(bin: &Path) -> String {
     )
 }
 
-fn git(dir: &Path, args: &[&str]) {
+/// `git` in `dir` with a fixed identity (no signing, `main` as the default branch), asserting
+/// success; returns stdout, trimmed. The one git helper of the tests.
+pub fn git(dir: &Path, args: &[&str]) -> String {
     let st = Command::new("git")
         .args([
             "-c",
@@ -79,6 +81,7 @@ fn git(dir: &Path, args: &[&str]) {
         "git {args:?}: {}",
         String::from_utf8_lossy(&st.stderr)
     );
+    String::from_utf8_lossy(&st.stdout).trim().to_string()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
