@@ -66,4 +66,6 @@ step "workflows, Dockerfile and action.yml (actionlint, hadolint, zizmor --offli
 scripts/lint-workflows.sh
 
 step "tests"
+# The parser property tests run a million inputs per parser here (cargo nextest alone: 100 000).
+export FM_PROPTEST_CASES="${FM_PROPTEST_CASES:-1000000}"
 cargo nextest run --locked --no-fail-fast --profile ci "$@"

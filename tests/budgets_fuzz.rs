@@ -5,7 +5,7 @@
 //! builds inside its node budget, and the whole run inside a bounded peak RSS.
 //!
 //! Cases per test: `FM_PROPTEST_CASES` (default [`DEFAULT_CASES`]); every case of a test feeds
-//! each parser of that test once. `FM_PROPTEST_CASES=1000000` is the long run (see BENCHMARKS.md).
+//! each parser of that test once. scripts/test.sh sets `FM_PROPTEST_CASES=1000000` (see BENCHMARKS.md).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
