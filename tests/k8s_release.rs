@@ -30,7 +30,6 @@ use std::io::{Read, Seek, SeekFrom};
 use std::time::Duration;
 use support_bluegreen::flow::never_cancel;
 use support_bluegreen::scenario::{Scenario, V1, V2};
-use support_k8s::deployer::{Access, role_rules};
 use support_k8s::{Fixture, sample_app_spec, wait_until};
 
 /// The policy under test: separate requests / limits, a liveness probe, a pull secret, the
@@ -290,19 +289,7 @@ async fn direct_and_rolling_apply_complete_objects_and_the_plan() -> anyhow::Res
 
     // A second app in the namespace: its own Secret; the first app's keys are untouched. Its
     // Secret is added to the Role, as examples/deploy/rbac.yaml says for each app.
-    let mut rules = role_rules()?;
-    for r in rules.iter_mut().filter(|r| r["resources"][0] == "secrets") {
-        if let Some(names) = r["resourceNames"].as_array_mut() {
-            names.push("api-secrets".into());
-        }
-    }
-    let probe = Access {
-        verb: "patch",
-        group: "",
-        resource: "secrets",
-        name: Some("api-secrets"),
-    };
-    fx.deploy.set_rules(&fx.admin, rules, probe, true).await?;
+    fx.deploy.allow_secret(&fx.admin, "api-secrets").await?;
     fx.serve_image("example/api:v1", "api", "127.0.0.3").await?;
     let api_router = fx.router("api").await?;
     let mut api_app = sample_app_spec();

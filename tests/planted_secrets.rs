@@ -88,11 +88,14 @@ fn pem(kind: &str, line: &str) -> String {
     format!("-----BEGIN {kind}-----\n{line}\n{line}\n-----END {kind}-----\n")
 }
 
-/// The token of the deployer kubeconfig (flow style: `user: {token: "…"}`).
+/// The token of the deploy identity's kubeconfig (the first document; JSON, i.e. flow-style YAML).
 fn deployer_token(text: &str) -> String {
-    let start = text.find("token: \"").unwrap() + "token: \"".len();
-    let end = text[start..].find('"').unwrap() + start;
-    text[start..end].to_string()
+    let docs = fm_deploy::policy::yaml::parse_stream(text, &fm_deploy::budget::KUBECONFIG).unwrap();
+    let kc = fm_deploy::policy::yaml::to_json(&docs[0]);
+    kc["users"][0]["user"]["token"]
+        .as_str()
+        .expect("the deploy identity's kubeconfig holds a token")
+        .to_string()
 }
 
 /// What one command left behind.
@@ -420,7 +423,9 @@ async fn planted_credentials_never_leak() -> anyhow::Result<()> {
     }
     let (hook, posts) =
         support_slack::stand_in(&format!("/services/T000/B000/{SLACK_SECRET}")).await;
-    let deployer = PathBuf::from(fx.tb.var("FM_TESTBED_DEPLOYER_KUBECONFIG")?);
+    // The policy names a TLS Secret: the Role gets it, as examples/deploy/rbac.yaml says.
+    fx.deploy.allow_secret(&fx.admin, "web-tls").await?;
+    let deployer = fx.deployer_kubeconfig();
     let h = Harness::new(
         "development",
         &policy(&fx.ns, &router.url()),
@@ -500,7 +505,8 @@ async fn planted_credentials_never_leak_from_blue_green() -> anyhow::Result<()> 
     let gh = support_github::Testbed::start().await;
     let (hook, posts) =
         support_slack::stand_in(&format!("/services/T000/B000/{SLACK_SECRET}")).await;
-    let deployer = PathBuf::from(s.tb.var("FM_TESTBED_DEPLOYER_KUBECONFIG")?);
+    s.deploy.allow_secret(&s.client, "web-tls").await?;
+    let deployer = s.deploy.kubeconfig.clone();
     let h = Harness::new(
         "main",
         &blue_green_policy(&s.ns.name, &s.live.url(), &preview.url()),

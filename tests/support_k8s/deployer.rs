@@ -138,6 +138,24 @@ impl DeployIdentity {
         .await
     }
 
+    /// Adds Secret `name` to the Role's Secret rule, as examples/deploy/rbac.yaml says for a second
+    /// app's Secret or an environment's `tls_secret`, and waits until the authorizer allows it.
+    pub async fn allow_secret(&self, admin: &Client, name: &str) -> anyhow::Result<()> {
+        let mut rules = role_rules()?;
+        for r in rules.iter_mut().filter(|r| r["resources"][0] == "secrets") {
+            if let Some(names) = r["resourceNames"].as_array_mut() {
+                names.push(name.into());
+            }
+        }
+        let probe = Access {
+            verb: "patch",
+            group: "",
+            resource: "secrets",
+            name: Some(name),
+        };
+        self.set_rules(admin, rules, probe, true).await
+    }
+
     /// Asks the apiserver whether the ServiceAccount may do `a` in its namespace.
     pub async fn can(&self, admin: &Client, a: Access<'_>) -> anyhow::Result<bool> {
         let review = SubjectAccessReview {
