@@ -265,11 +265,16 @@ impl KubeColors {
             svc.patch(&name, &pp, &body)
         })
         .await?;
-        // The HPA scales the live colour only; a revert moves it back with the selector.
+        // The HPA scales the live colour only; a revert moves it back with the selector. Traffic
+        // is what the switch is for: once the selector has landed, an autoscaler that cannot be
+        // re-aimed (ordinary retries, not the revert's) is a warning, never a failed switch.
         if let Selector::Only(live) = selector
             && let Some(hpa) = self.objects.hpa_targeting(&self.spec.deployment_name(live))
+            && let Err(e) = self
+                .apply_with(&hpa, "aim the autoscaler", self.leases.writes())
+                .await
         {
-            self.apply_with(&hpa, "aim the autoscaler", policy).await?;
+            tracing::warn!(error = %e, live = %live, "the selector switched, but the autoscaler still targets the other colour");
         }
         Ok(())
     }
