@@ -388,7 +388,7 @@ pub async fn run_gates_phase(
     let mut ctx = GateContext::new(&req.workspace);
     ctx.phase = GatePhase::PreDeploy;
     ctx.environment = plan.environment.clone();
-    ctx.image = Some(image_ref(req, policy));
+    ctx.image = Some(image_ref(req, policy)?);
     if let (Trigger::PullRequest { number, .. }, crate::inputs::Event::PullRequest(pr)) =
         (&req.plan.trigger, &req.context.event)
     {
@@ -601,15 +601,8 @@ async fn conclude_cancelled(
     Ok(())
 }
 
-fn image_ref(req: &RunRequest, policy: &Policy) -> String {
-    req.plan.image.clone().unwrap_or_else(|| {
-        let tag = req
-            .plan
-            .image_tag
-            .clone()
-            .unwrap_or_else(|| req.plan.sha.clone());
-        format!("{}:{}", policy.app.image, tag)
-    })
+fn image_ref(req: &RunRequest, policy: &Policy) -> Result<String, ActionError> {
+    Ok(crate::plan::image_reference(&req.plan, policy)?)
 }
 
 /// The `report` output: the plan and, when gates ran, a compact verdict (no findings, which can be
@@ -851,7 +844,7 @@ fn deploy_inputs(
         (None, _, _) => None,
     };
     Ok(DeployInputs {
-        image: image_ref(req, policy),
+        image: image_ref(req, policy)?,
         run_id: req
             .context
             .run_id

@@ -37,6 +37,7 @@ pub const INPUT_NAMES: &[&str] = &[
     "environment",
     "image",
     "image-tag",
+    "image-digest",
     "dry-run",
     "prometheus-url",
     "slack-webhook",
@@ -371,6 +372,8 @@ pub struct RawInputs {
     pub image: Option<String>,
     #[serde(rename = "image-tag")]
     pub image_tag: Option<String>,
+    #[serde(rename = "image-digest")]
+    pub image_digest: Option<String>,
     #[serde(rename = "dry-run")]
     pub dry_run: Option<String>,
     #[serde(rename = "prometheus-url")]
@@ -542,8 +545,19 @@ impl RawInputs {
                 }
                 Some(t)
             }
-            None => ctx.commit_sha().map(str::to_owned),
+            None => None,
         };
+        let image_digest = self.image_digest.map(|d| d.trim().to_owned());
+        if let Some(d) = &image_digest
+            && !crate::image_ref::is_digest(d)
+        {
+            problems.push(Error::Invalid {
+                name: "image-digest",
+                reason: format!(
+                    "`{d}` is not an image digest (`sha256:` and 64 lowercase hex digits)"
+                ),
+            });
+        }
         let dry_run = match overridden("dry-run", self.dry_run) {
             None => false,
             Some(v) => parse_bool(&v).unwrap_or_else(|| {
@@ -603,6 +617,7 @@ impl RawInputs {
             environment,
             image,
             image_tag,
+            image_digest,
             dry_run,
             prometheus_url,
             slack_webhook,
@@ -629,8 +644,10 @@ pub struct Inputs {
     pub environment: Option<String>,
     /// Image repository override (else the policy's `app.image`).
     pub image: Option<String>,
-    /// The tag to deploy: the input, else the commit the run is about.
+    /// The `image-tag` input (the plan defaults it to the commit the run is about).
     pub image_tag: Option<String>,
+    /// The `image-digest` input (`sha256:…`): deploy and scan exactly that content.
+    pub image_digest: Option<String>,
     pub dry_run: bool,
     pub prometheus_url: Option<reqwest::Url>,
     pub slack_webhook: Option<Secret>,
@@ -1417,10 +1434,9 @@ mod tests {
         assert_eq!(inputs.command, Command::Pipeline);
         assert_eq!(inputs.config, PathBuf::from(".github/fm-deploy.yml"));
         assert!(!inputs.dry_run);
-        assert_eq!(
-            inputs.image_tag.as_deref(),
-            Some("6113728f27ae82c7b1a177c8d03f9e96e0adf246")
-        );
+        // Unset: the plan tags the policy's image with the commit (`image_ref::compose`).
+        assert_eq!(inputs.image_tag, None);
+        assert_eq!(inputs.image_digest, None);
         assert!(inputs.github_token.is_none() && inputs.kubeconfig.is_none());
         // An empty hyphen form does not conflict with a set underscore form.
         let raw = RawInputs::from_vars([

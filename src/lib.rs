@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod error;
 pub mod gates;
 pub mod github;
+pub mod image_ref;
 pub mod inputs;
 pub mod matrix;
 pub mod notify;

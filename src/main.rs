@@ -44,12 +44,15 @@ struct Cli {
     /// Deploy to this environment instead of the branch's.
     #[arg(long)]
     environment: Option<String>,
-    /// Full image reference (default: the policy's image, tagged with --image-tag).
+    /// Image repository (default: the policy's `app.image`), or a complete reference.
     #[arg(long)]
     image: Option<String>,
     /// Image tag (default: the commit SHA).
     #[arg(long)]
     image_tag: Option<String>,
+    /// Image digest (`sha256:…`): gate and deploy exactly that content.
+    #[arg(long, value_parser = parse_digest)]
+    image_digest: Option<String>,
     /// Commit SHA (default: the checkout's HEAD).
     #[arg(long)]
     sha: Option<String>,
@@ -123,8 +126,11 @@ fn request_from_actions(
             branch,
             sha,
             environment_override: inputs.environment.clone(),
-            image: inputs.image.clone(),
-            image_tag: inputs.image_tag.clone(),
+            image: fm_deploy::image_ref::ImageInputs {
+                image: inputs.image.clone(),
+                tag: inputs.image_tag.clone(),
+                digest: inputs.image_digest.clone(),
+            },
             dry_run: inputs.dry_run,
         },
         config: inputs.config.clone(),
@@ -218,6 +224,7 @@ fn request_from_cli(cli: &Cli, ctx: GithubContext) -> Result<RunRequest, ActionE
         environment: cli.environment.clone(),
         image: cli.image.clone(),
         image_tag: cli.image_tag.clone(),
+        image_digest: cli.image_digest.clone(),
         dry_run: cli.dry_run,
         prometheus_url,
         // Secrets never on the command line (process lists show it): from the environment.
@@ -232,8 +239,11 @@ fn request_from_cli(cli: &Cli, ctx: GithubContext) -> Result<RunRequest, ActionE
             branch,
             sha,
             environment_override: cli.environment.clone(),
-            image: cli.image.clone(),
-            image_tag: cli.image_tag.clone(),
+            image: fm_deploy::image_ref::ImageInputs {
+                image: cli.image.clone(),
+                tag: cli.image_tag.clone(),
+                digest: cli.image_digest.clone(),
+            },
             dry_run: cli.dry_run,
         },
         config: cli.config.clone(),
@@ -344,4 +354,14 @@ fn fail(rt: Option<&mut Runtime<StdoutConsole>>, e: &ActionError) -> ExitCode {
         let _ = rt.annotate(&Annotation::new(Level::Error, text));
     }
     ExitCode::from(e.exit_code() as u8)
+}
+
+fn parse_digest(v: &str) -> Result<String, String> {
+    if fm_deploy::image_ref::is_digest(v) {
+        Ok(v.to_string())
+    } else {
+        Err(format!(
+            "`{v}` is not an image digest (`sha256:` and 64 lowercase hex digits)"
+        ))
+    }
 }

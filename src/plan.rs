@@ -49,10 +49,8 @@ pub struct PlanRequest {
     pub sha: String,
     /// `environment` input (workflow_dispatch).
     pub environment_override: Option<String>,
-    /// Full image reference from the `image` input, if given.
-    pub image: Option<String>,
-    /// `image-tag` input; defaults to the SHA.
-    pub image_tag: Option<String>,
+    /// The `image`, `image-tag` and `image-digest` inputs (see [`crate::image_ref`]).
+    pub image: crate::image_ref::ImageInputs,
     pub dry_run: bool,
 }
 
@@ -153,6 +151,17 @@ pub enum PlanError {
     UnknownEnvironment(String),
     #[error("plan the objects of environment {environment}: {reason}")]
     Objects { environment: String, reason: String },
+    #[error(transparent)]
+    Image(#[from] crate::image_ref::ImageRefError),
+}
+
+/// The image reference this request gates and deploys.
+pub fn image_reference(req: &PlanRequest, policy: &Policy) -> Result<String, PlanError> {
+    Ok(crate::image_ref::compose(
+        &req.image,
+        &policy.app.image,
+        &req.sha,
+    )?)
 }
 
 pub fn plan(req: &PlanRequest, policy: &Policy) -> Result<Plan, PlanError> {
@@ -200,10 +209,7 @@ pub fn plan(req: &PlanRequest, policy: &Policy) -> Result<Plan, PlanError> {
     }
     let env = env_name.as_ref().and_then(|n| policy.environments.get(n));
     let tier = policy.tiers.get(&rule.tier);
-    let image = req.image.clone().unwrap_or_else(|| {
-        let tag = req.image_tag.clone().unwrap_or_else(|| req.sha.clone());
-        format!("{}:{}", policy.app.image, tag)
-    });
+    let image = image_reference(req, policy)?;
     let deploy_url = env.map(|e| e.url.clone()).unwrap_or_default();
     let subst = |arg: &str| {
         arg.replace("{deploy_url}", &deploy_url)

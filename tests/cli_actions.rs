@@ -270,3 +270,65 @@ fn cli_plan_writes_report_file() {
             .contains("### Deploy: rolling to `staging`")
     );
 }
+
+/// Protects `image` + `image-tag` + `image-digest` as action.yml documents them: the tag is kept
+/// with a repository override, a digest pins both the scan gate's `{image}` and the deploy, and a
+/// complete reference combined with a tag is refused (exit 2) rather than dropping one.
+#[test]
+fn image_inputs_compose_one_reference() {
+    let policy = example_policy().replace("  main:\n", "  master:\n");
+    let plan = |inputs: &[(&str, &str)]| {
+        let mut all = vec![("INPUT_COMMAND", "plan")];
+        all.extend_from_slice(inputs);
+        actions("push", &events("push.branch.json"), &policy, &all)
+    };
+    let image_of = |run: &Run| -> (String, String) {
+        assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout(), run.stderr());
+        let report: serde_json::Value =
+            serde_json::from_str(&run.output("report").unwrap()).unwrap();
+        let scan = report["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == "container-scan")
+            .unwrap_or_else(|| panic!("{report}"))["argv"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string();
+        (
+            report["deploy"]["image"].as_str().unwrap().to_string(),
+            scan,
+        )
+    };
+    let run = plan(&[
+        ("INPUT_IMAGE", "registry.local:5000/team/app"),
+        ("INPUT_IMAGE-TAG", "v2"),
+    ]);
+    let want = "registry.local:5000/team/app:v2".to_string();
+    assert_eq!(image_of(&run), (want.clone(), want));
+
+    let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let run = plan(&[("INPUT_IMAGE-DIGEST", digest)]);
+    let want = format!("ghcr.io/org/fm-llm-solver@{digest}");
+    assert_eq!(image_of(&run), (want.clone(), want));
+
+    let run = plan(&[("INPUT_IMAGE", "o/app:v1"), ("INPUT_IMAGE-TAG", "v2")]);
+    assert_eq!(run.code(), Some(2), "{}\n{}", run.stdout(), run.stderr());
+    assert!(
+        run.stdout()
+            .contains("`image` `o/app:v1` already carries a tag"),
+        "{}",
+        run.stdout()
+    );
+    let run = plan(&[("INPUT_IMAGE-DIGEST", "sha256:abc")]);
+    assert_eq!(run.code(), Some(2), "{}\n{}", run.stdout(), run.stderr());
+    assert!(
+        run.stdout().contains("`sha256:abc` is not an image digest"),
+        "{}",
+        run.stdout()
+    );
+}

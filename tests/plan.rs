@@ -22,8 +22,7 @@ fn req(branch: &str, trigger: Trigger) -> PlanRequest {
         branch: branch.into(),
         sha: "0123456789abcdef0123456789abcdef01234567".into(),
         environment_override: None,
-        image: None,
-        image_tag: None,
+        image: Default::default(),
         dry_run: true,
     }
 }
