@@ -440,3 +440,153 @@ fn dockerfile_promises() {
         "ignore everything by default"
     );
 }
+
+/// The branches a workflow's `on.<event>.branches` lists.
+fn trigger_branches(wf: &Node, event: &str) -> Vec<String> {
+    match wf
+        .get("on")
+        .and_then(|on| on.get(event))
+        .and_then(|e| e.get("branches"))
+    {
+        Some(Node::Seq(items)) => items
+            .iter()
+            .filter_map(Node::str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A job's check-run name: its `name`, else its id.
+fn job_check_name<'a>(id: &'a str, job: &'a Node) -> &'a str {
+    job.get("name").and_then(Node::str).unwrap_or(id)
+}
+
+fn example_workflows() -> Vec<(PathBuf, Node)> {
+    workflow_files()
+        .into_iter()
+        .filter(|p| p.starts_with(repo().join("examples/workflows")))
+        .map(|p| {
+            let n = parse_yaml(&p);
+            (p, n)
+        })
+        .collect()
+}
+
+/// Protects "names that match": every required check `setup` writes from the example policy is
+/// the check-run name of a (non-matrix) job the example workflows run on a pull request into that
+/// branch, or on the push that produced its head (`deploy-staging` comes from staging's push);
+/// every branch a workflow pushes on is a policy pattern, written the same way (`hotfix/*`).
+#[test]
+fn required_checks_and_branch_globs_match_the_policy() {
+    let policy =
+        fm_deploy::policy::load::load_file(&repo().join("examples/fm-deploy.yml")).unwrap();
+    let workflows = example_workflows();
+    let jobs_of = |event: &str, branch: Option<&str>| -> Vec<String> {
+        let mut names = Vec::new();
+        for (_, wf) in &workflows {
+            let branches = trigger_branches(wf, event);
+            if branches.is_empty() || branch.is_some_and(|b| !branches.iter().any(|x| x == b)) {
+                continue;
+            }
+            let Some(Node::Map(jobs)) = wf.get("jobs") else {
+                continue;
+            };
+            for (id, job) in jobs {
+                let matrix = job.get("strategy").and_then(|s| s.get("matrix")).is_some();
+                if !matrix {
+                    names.push(job_check_name(id, job).to_owned());
+                }
+            }
+        }
+        names
+    };
+    let pushed = jobs_of("push", None);
+    let mut checked = 0;
+    for rule in &policy.branches {
+        let on_pr = jobs_of("pull_request", Some(&rule.pattern));
+        for check in &rule.required_checks {
+            assert!(
+                on_pr.contains(check) || pushed.contains(check),
+                "branch `{}` requires `{check}`, which no example workflow produces (pull request jobs: {on_pr:?}; push jobs: {pushed:?})",
+                rule.pattern
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 9,
+        "the example policy requires checks on three branches"
+    );
+    let patterns: Vec<&str> = policy.branches.iter().map(|b| b.pattern.as_str()).collect();
+    for (path, wf) in &workflows {
+        for branch in trigger_branches(wf, "push") {
+            assert!(
+                patterns.contains(&branch.as_str()),
+                "{}: pushes on `{branch}`, which is not a policy branch pattern {patterns:?}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Protects "one concurrency group per environment": every job that deploys, rolls back or
+/// cleans up queues in `fm-deploy-<environment>` (job or workflow level), the same string in
+/// every workflow, and a job with `environment:` leaves the GitHub Deployment to the action.
+#[test]
+fn one_concurrency_group_per_environment() {
+    let mut groups = Vec::new();
+    for (path, wf) in example_workflows() {
+        let Some(Node::Map(jobs)) = wf.get("jobs") else {
+            continue;
+        };
+        for (id, job) in jobs {
+            let mut nodes = Vec::new();
+            job.walk(&mut nodes);
+            let with = nodes
+                .iter()
+                .find_map(|n| n.get("with").filter(|w| w.get("command").is_some()));
+            let command = with.and_then(|w| w.get("command")).and_then(Node::str);
+            let touches = matches!(
+                command,
+                Some("deploy" | "pipeline" | "rollback" | "promote" | "cleanup")
+            );
+            if !touches {
+                continue;
+            }
+            let group = job
+                .get("concurrency")
+                .or_else(|| wf.get("concurrency"))
+                .and_then(|c| c.get("group"))
+                .and_then(Node::str)
+                .unwrap_or_else(|| {
+                    panic!("{}: job `{id}` has no concurrency group", path.display())
+                });
+            // The environment acted on: the action's `environment` input, else the job's.
+            let env = with
+                .and_then(|w| w.get("environment"))
+                .or_else(|| job.get("environment").and_then(|e| e.get("name")))
+                .and_then(Node::str)
+                .unwrap_or_else(|| panic!("{}: job `{id}` names no environment", path.display()));
+            let want = format!("fm-deploy-{env}");
+            assert_eq!(group, want, "{}: job `{id}`", path.display());
+            groups.push(group.to_owned());
+        }
+        for (id, job) in jobs {
+            if let Some(environment) = job.get("environment") {
+                assert_eq!(
+                    environment.get("deployment").and_then(Node::str),
+                    Some("false"),
+                    "{}: job `{id}` would create a GitHub Deployment beside the action's",
+                    path.display()
+                );
+            }
+        }
+    }
+    for env in ["development", "staging", "production"] {
+        assert!(
+            groups.contains(&format!("fm-deploy-{env}")),
+            "{env}: {groups:?}"
+        );
+    }
+}
