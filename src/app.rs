@@ -397,7 +397,7 @@ pub async fn run_gates_phase(
             base: format!("origin/{}", pr.base_ref),
             head: pr.head_sha.clone(),
         });
-        ctx.diff_scope = rule.map_or(crate::policy::model::DiffScope::All, |r| r.diff_scope);
+        ctx.diff_scope = policy.pull_request_scope(&pr.base_ref, &pr.head_ref);
     }
     if let Some(b) = base_copies {
         ctx.policy_origin = Some(b.origin.clone());

@@ -414,3 +414,36 @@ fn workload_key_problems_are_located() {
         assert!(p.contains(want), "missing {want:?} in:\n{p}");
     }
 }
+
+/// Protects "the scope the user wrote applies to the PRs it is written for": the example's
+/// `diff: changed-files` on `feature/*` scopes a pull request from `feature/x` into `development`
+/// (whose rule sets no `diff`), while a base that sets `diff` decides for its own pull requests.
+#[test]
+fn pull_request_scope_comes_from_base_else_head() {
+    use fm_deploy::policy::model::DiffScope;
+    let p = example();
+    assert_eq!(
+        p.pull_request_scope("development", "feature/x"),
+        DiffScope::ChangedFiles
+    );
+    assert_eq!(
+        p.pull_request_scope("development", "staging"),
+        DiffScope::All
+    );
+    let strict = load_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fm-deploy.yml"),
+        )
+        .unwrap()
+        .replace(
+            "    tier: basic\n    reviews: 1\n",
+            "    tier: basic\n    reviews: 1\n    diff: all\n",
+        ),
+        Path::new("fm-deploy.yml"),
+    )
+    .unwrap();
+    assert_eq!(
+        strict.pull_request_scope("development", "feature/x"),
+        DiffScope::All
+    );
+}

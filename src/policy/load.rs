@@ -890,20 +890,17 @@ fn decode_branches(
             .get("restrict_pushes")
             .map(|v| d.string_list(v, &f.child("restrict_pushes")))
             .unwrap_or_default();
-        let diff_scope = f
-            .get("diff")
-            .and_then(|v| {
-                d.choice(
-                    v,
-                    &f.child("diff"),
-                    &[
-                        ("all", DiffScope::All),
-                        ("changed-files", DiffScope::ChangedFiles),
-                        ("new-in-diff", DiffScope::NewInDiff),
-                    ],
-                )
-            })
-            .unwrap_or(DiffScope::All);
+        let diff_scope = f.get("diff").and_then(|v| {
+            d.choice(
+                v,
+                &f.child("diff"),
+                &[
+                    ("all", DiffScope::All),
+                    ("changed-files", DiffScope::ChangedFiles),
+                    ("new-in-diff", DiffScope::NewInDiff),
+                ],
+            )
+        });
         if emergency
             && environment.is_none()
             && let Some(p) = f.key_pos("emergency")

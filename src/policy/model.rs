@@ -104,8 +104,9 @@ pub struct BranchRule {
     pub required_checks: Vec<String>,
     /// Teams or users allowed to push (empty: no restriction).
     pub restrict_pushes: Vec<String>,
-    /// Which findings count on pull requests into this branch.
-    pub diff_scope: DiffScope,
+    /// Which findings count on pull requests into or from this branch (`diff`; `None`: not set).
+    /// See [`Policy::pull_request_scope`].
+    pub diff_scope: Option<DiffScope>,
 }
 
 /// On pull requests: which findings count against the gate.
@@ -594,6 +595,16 @@ impl Policy {
         self.branches
             .iter()
             .find(|r| glob_matches(&r.pattern, branch))
+    }
+
+    /// Which findings count on a pull request from `head` into `base`: the base rule's `diff` when
+    /// it sets one (the branch being protected decides), else the head rule's (`diff` on
+    /// `feature/*` is written for the pull requests feature branches open), else every finding.
+    pub fn pull_request_scope(&self, base: &str, head: &str) -> DiffScope {
+        [base, head]
+            .iter()
+            .find_map(|b| self.branch_rule(b).and_then(|r| r.diff_scope))
+            .unwrap_or(DiffScope::All)
     }
 }
 
