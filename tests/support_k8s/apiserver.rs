@@ -64,3 +64,65 @@ impl PrivateApiserver {
         Ok(())
     }
 }
+
+/// A TCP relay in front of an apiserver (TLS passes through untouched: the certificate names
+/// 127.0.0.1 whatever the port) whose open connections a test can cut at once — a network blip
+/// that drops a watch without restarting anything.
+pub struct Relay {
+    pub port: u16,
+    cut: tokio::sync::watch::Sender<u64>,
+    opened: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    /// Relays 127.0.0.1:<free port> to `upstream` (`host:port`).
+    pub async fn start(upstream: String) -> anyhow::Result<Relay> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let opened = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (tx, count) = (cut.clone(), opened.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut down, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let (mut cut, upstream) = (tx.subscribe(), upstream.clone());
+                tokio::spawn(async move {
+                    let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Ok(Relay {
+            port,
+            cut,
+            opened,
+            task,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Drops every connection open right now (new ones are relayed as before).
+    pub fn cut(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    /// Connections accepted so far.
+    pub fn opened(&self) -> usize {
+        self.opened.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
