@@ -47,7 +47,14 @@ async fn release_through_outage(
     let port = api.port;
     let cluster = Watched::new(&s.cluster);
     cluster.hold(mark);
-    let release = deploy_blue_green(&cluster, &s.metrics, &cluster, cfg, V2, never_cancel());
+    let release = Box::pin(deploy_blue_green(
+        &cluster,
+        &s.metrics,
+        &cluster,
+        cfg,
+        V2,
+        never_cancel(),
+    ));
     let faults = async {
         cluster.wait(mark, MARK_WAIT).await?;
         api.kill().await?;
@@ -157,7 +164,14 @@ async fn prometheus_fault_in_shift(prefix: &str, fault: PromFault) -> anyhow::Re
     let r = {
         let cluster = Watched::new(&s.cluster);
         cluster.hold("shift 0");
-        let release = deploy_blue_green(&cluster, &s.metrics, &cluster, &cfg, V2, never_cancel());
+        let release = Box::pin(deploy_blue_green(
+            &cluster,
+            &s.metrics,
+            &cluster,
+            &cfg,
+            V2,
+            never_cancel(),
+        ));
         let faults = async {
             cluster.wait("shift 0", MARK_WAIT).await?;
             match fault {
@@ -223,7 +237,14 @@ async fn concurrent_writer_on_service_and_deployment_release_succeeds() -> anyho
         let scale = "scale blue 3";
         cluster.hold(scale);
         cluster.hold("switch");
-        let release = deploy_blue_green(&cluster, &s.metrics, &cluster, &cfg, V2, never_cancel());
+        let release = Box::pin(deploy_blue_green(
+            &cluster,
+            &s.metrics,
+            &cluster,
+            &cfg,
+            V2,
+            never_cancel(),
+        ));
         let writer = async {
             cluster.wait(scale, MARK_WAIT).await?;
             let patch = json!({"metadata": {"annotations": {&theirs.0: &theirs.1}},
@@ -316,14 +337,14 @@ async fn readiness_watch_dropped_is_reopened_release_succeeds() -> anyhow::Resul
     let load = Load::start(format!("{}/api/solve", s.live.url()), 100)?;
     let cfg = fast(&s, Duration::from_secs(2), vec![memory(0.95, 1)]);
     let cluster = Watched::new(&s.cluster);
-    let release = deploy_blue_green(
+    let release = Box::pin(deploy_blue_green(
         &cluster,
         &s.metrics,
         &cluster,
         &cfg,
         V2_SLOW,
         never_cancel(),
-    );
+    ));
     let faults = async {
         cluster.wait("wait-ready", MARK_WAIT).await?;
         let before = wait_watches(&s, api.port, 1).await?;
