@@ -9,77 +9,15 @@
 mod support_bluegreen;
 mod support_k8s;
 
-use fm_deploy::deploy::bluegreen::{BgState, Color, Outcome, Phase};
-use fm_deploy::deploy::bluegreen_run::{
-    BgRunConfig, NoProgress, RunEnd, deploy_blue_green, promote_blue_green,
-};
-use fm_deploy::deploy::colors::{BgCluster, STATE_ANNOTATION, Selector};
-use fm_deploy::deploy::manifests::DeployInputs;
-use fm_deploy::policy::model::{InconclusivePolicy, NoDataPolicy, TriggerSpec};
-use k8s_openapi::api::core::v1::Service;
-use kube::Api;
+use fm_deploy::deploy::bluegreen::{Color, Outcome, Phase};
+use fm_deploy::deploy::bluegreen_run::{NoProgress, RunEnd, deploy_blue_green, promote_blue_green};
+use fm_deploy::deploy::colors::{BgCluster, Selector};
+use fm_deploy::policy::model::InconclusivePolicy;
 use std::time::{Duration, Instant};
-use support_bluegreen::faults::Watched;
-use support_bluegreen::flow::{first_release, never_cancel, output};
+use support_bluegreen::faults::*;
+use support_bluegreen::flow::{never_cancel, output};
 use support_bluegreen::scenario::*;
-use support_k8s::apiserver::{PrivateApiserver, free_port};
-
-const MARK_WAIT: Duration = Duration::from_secs(60);
-
-/// A scenario whose release goes through a private apiserver, with v1 live on blue.
-async fn rig(prefix: &str) -> anyhow::Result<(Scenario, PrivateApiserver)> {
-    let tb = support_k8s::Testbed::get()?;
-    anyhow::ensure!(
-        tb.is_local(),
-        "needs the local testbed (it starts and kills an apiserver)"
-    );
-    let api = PrivateApiserver::start(&tb, free_port()?).await?;
-    let s = Scenario::start_env(
-        prefix,
-        &[V1, V2],
-        false,
-        |_| {},
-        &DeployInputs::default(),
-        Some(&api.url()),
-    )
-    .await?;
-    first_release(&s).await?;
-    Ok((s, api))
-}
-
-/// Short windows: sampling every 250 ms, a Lease that outlives an apiserver restart.
-fn fast(s: &Scenario, monitor: Duration, triggers: Vec<TriggerSpec>) -> BgRunConfig {
-    let mut cfg = s.config(monitor, NoDataPolicy::Hold, triggers);
-    cfg.rollback.sample_every = Duration::from_millis(250);
-    cfg.lease_ttl = Duration::from_secs(40);
-    cfg.ready_deadline = Duration::from_secs(60);
-    cfg
-}
-
-/// The record on the live Service, read through the shared apiserver.
-async fn record(s: &Scenario) -> anyhow::Result<BgState> {
-    let svc = Api::<Service>::namespaced(s.client.clone(), &s.ns.name)
-        .get(SERVICE)
-        .await?;
-    let text = svc
-        .metadata
-        .annotations
-        .and_then(|mut a| a.remove(STATE_ANNOTATION))
-        .ok_or_else(|| anyhow::anyhow!("no state record on the live service"))?;
-    Ok(serde_json::from_str(&text)?)
-}
-
-fn assert_no_loss(hits: &[Hit], faulty: Option<std::net::SocketAddr>) {
-    let failed = unexplained_failures(hits, faulty);
-    assert!(hits.len() >= 100, "load ran: {} requests", hits.len());
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed beyond the faulty version's own errors: {:?}",
-        failed.len(),
-        hits.len(),
-        &failed[..failed.len().min(5)]
-    );
-}
+use support_k8s::apiserver::PrivateApiserver;
 
 /// Protects "the rollback always lands": the apiserver is SIGKILLed right after the switch, the
 /// error-rate trigger fires while it is down, the revert keeps being retried and lands once the
