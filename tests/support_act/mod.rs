@@ -138,7 +138,8 @@ pub struct UserRepo {
     pub dir: tempfile::TempDir,
 }
 
-pub const REPOSITORY: &str = "octo/app";
+/// In the organization the example policy names (its teams must belong to the repository's owner).
+pub const REPOSITORY: &str = "org/fm-llm-solver";
 
 impl UserRepo {
     pub fn new(project: &str, policy: &str, branch: &str) -> UserRepo {
@@ -354,14 +355,17 @@ impl ActRun {
     /// The log lines of job `job` (act prefixes them `[<workflow>/<job>]`; matrix jobs get a
     /// `-<n>` suffix).
     pub fn lines<'a>(&'a self, job: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        let exact = format!("/{job}] ");
-        let matrix = format!("/{job}-");
         self.log.lines().filter(move |l| {
-            l.starts_with('[')
-                && l.split_once("] ").is_some_and(|(head, _)| {
-                    let head = format!("{head}] ");
-                    head.contains(&exact) || head.contains(&matrix)
-                })
+            let Some((head, _)) = l.strip_prefix('[').and_then(|r| r.split_once(']')) else {
+                return false;
+            };
+            // `[<workflow>/<job>]`, the name padded to the longest job's; matrix cells `<job>-<n>`.
+            let name = head.rsplit('/').next().unwrap_or_default().trim();
+            name == job
+                || name
+                    .strip_prefix(job)
+                    .and_then(|r| r.strip_prefix('-'))
+                    .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
         })
     }
 
