@@ -49,11 +49,15 @@ enum Fit {
 /// post-deploy gates call it); `fit` as above. Nothing else changes: gates, severities, tiers,
 /// strategies and triggers are the example's.
 fn policy(ns: &str, url: &str, fit: Fit) -> String {
-    let mut text =
-        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/fm-deploy.yml"))
-            .unwrap();
+    let mut text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/fm-deploy.yml"),
+    )
+    .unwrap();
     let mut edit = |from: &str, to: &str| {
-        assert!(text.contains(from), "examples/fm-deploy.yml no longer has `{from}`");
+        assert!(
+            text.contains(from),
+            "examples/fm-deploy.yml no longer has `{from}`"
+        );
         text = text.replace(from, to);
     };
     for env in ["dev", "staging", "prod"] {
@@ -62,12 +66,22 @@ fn policy(ns: &str, url: &str, fit: Fit) -> String {
             &format!("namespace: {ns}\n"),
         );
     }
-    for host in ["dev.fm-llm-solver.com", "staging.fm-llm-solver.com", "fm-llm-solver.com"] {
-        edit(&format!("    url: https://{host}\n"), &format!("    url: {url}\n"));
+    for host in [
+        "dev.fm-llm-solver.com",
+        "staging.fm-llm-solver.com",
+        "fm-llm-solver.com",
+    ] {
+        edit(
+            &format!("    url: https://{host}\n"),
+            &format!("    url: {url}\n"),
+        );
     }
     if fit == Fit::Machine {
         edit("python: [\"3.10\"]", "python: [\"3.11\"]");
-        edit("python: [\"3.8\", \"3.9\", \"3.10\", \"3.11\"]", "python: [\"3.11\"]");
+        edit(
+            "python: [\"3.8\", \"3.9\", \"3.10\", \"3.11\"]",
+            "python: [\"3.11\"]",
+        );
         edit("os: [ubuntu-latest, windows-latest]", "os: [ubuntu-latest]");
         edit(
             "    exclude:\n      - {os: windows-latest, python: \"3.8\"}   # no service containers on Windows runners for 3.8 images\n",
@@ -77,8 +91,14 @@ fn policy(ns: &str, url: &str, fit: Fit) -> String {
             "gates: [format, lint, types, bandit, dependencies, safety, secrets, unit-tests]",
             "gates: [format, lint, types, bandit, secrets, unit-tests]",
         );
-        for line in ["    tls_secret: ssl-cert", "  datadog_api_key: DATADOG_API_KEY"] {
-            edit(&format!("{line}\n"), &format!("{line}   # pragma: allowlist secret\n"));
+        for line in [
+            "    tls_secret: ssl-cert",
+            "  datadog_api_key: DATADOG_API_KEY",
+        ] {
+            edit(
+                &format!("{line}\n"),
+                &format!("{line}   # pragma: allowlist secret\n"),
+            );
         }
     }
     text
@@ -88,7 +108,8 @@ fn policy(ns: &str, url: &str, fit: Fit) -> String {
 fn push_payload(branch: &str, sha: &str) -> Value {
     let mut p: Value = serde_json::from_slice(
         &std::fs::read(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/events/push.branch.json"),
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/events/push.branch.json"),
         )
         .unwrap(),
     )
@@ -132,12 +153,20 @@ impl Bed {
 
     /// `act` with the secrets and variables the example workflows read.
     fn act(&self, event: &str, workflow: &str, payload: Value) -> Act {
-        let prom = self.fx.tb.var("FM_TESTBED_PROMETHEUS_URL").unwrap().to_string();
+        let prom = self
+            .fx
+            .tb
+            .var("FM_TESTBED_PROMETHEUS_URL")
+            .unwrap()
+            .to_string();
         Act::new(event, workflow, payload)
             .env("GITHUB_API_URL", &self.gh.url)
             .secret("GITHUB_TOKEN", support_github::TOKEN)
             .secret("KUBE_CONFIG", &self.kubeconfig)
-            .secret("DATABASE_URL", "postgres://app:pw-0d9b2b3f@db.internal:5432/app")
+            .secret(
+                "DATABASE_URL",
+                "postgres://app:pw-0d9b2b3f@db.internal:5432/app",
+            )
             .secret("REDIS_URL", "redis://:pw-0d9b2b3f@redis.internal:6379/0")
             .var("PROMETHEUS_URL", &prom)
     }
@@ -180,6 +209,11 @@ fn conclusion<'a>(checks: &'a [(String, Option<String>)], name: &str) -> Option<
         .and_then(|(_, c)| c.as_deref())
 }
 
+/// Fails unless the latest check run `name` concluded `want`.
+fn assert_concluded(checks: &[(String, Option<String>)], name: &str, want: &str) {
+    assert_eq!(conclusion(checks, name), Some(want), "{name}: {checks:?}");
+}
+
 fn must_succeed(run: &ActRun) {
     assert!(run.success, "act failed ({:?}):\n{}", run.elapsed, run.log);
 }
@@ -210,20 +244,50 @@ async fn push_to_development_runs_the_gates_then_deploys_directly() {
     must_succeed(&run);
     assert_eq!(
         run.outputs("matrix").get("matrix").map(String::as_str),
-        Some(r#"{"include":[{"services":["postgres","redis"]}],"os":["ubuntu-latest"],"python":["3.11"]}"#)
+        Some(
+            r#"{"include":[{"services":["postgres","redis"]}],"os":["ubuntu-latest"],"python":["3.11"]}"#
+        )
     );
     assert_eq!(run.job_results("tests"), vec![true]);
-    assert!(run.artifacts.contains("tests-ubuntu-latest-py3.11"), "{:?}", run.artifacts);
+    assert!(
+        run.artifacts.contains("tests-ubuntu-latest-py3.11"),
+        "{:?}",
+        run.artifacts
+    );
     assert!(!run.ran("gates"), "gates run on pull requests only");
     let out = run.outputs("deploy");
-    assert_eq!(out.get("decision").map(String::as_str), Some("allow"), "{out:?}");
-    assert_eq!(out.get("environment").map(String::as_str), Some("development"));
+    assert_eq!(
+        out.get("decision").map(String::as_str),
+        Some("allow"),
+        "{out:?}"
+    );
+    assert_eq!(
+        out.get("environment").map(String::as_str),
+        Some("development")
+    );
     assert_eq!(out.get("strategy").map(String::as_str), Some("direct"));
     assert_eq!(out.get("rolled-back").map(String::as_str), Some("false"));
     assert_eq!(bed.image_of(APP).await, Some(format!("{IMAGE}:{sha}")));
     let checks = bed.checks(&sha);
-    eprintln!("{checks:?}");
-    assert_eq!(conclusion(&checks, "fm-deploy / decision"), Some("success"));
+    assert_concluded(&checks, "fm-deploy / decision", "success");
+    let last_status: Vec<Option<String>> = bed
+        .gh
+        .fake
+        .state()
+        .deployments
+        .iter()
+        .filter(|d| d.environment == "development" && d.sha == sha)
+        .map(|d| {
+            d.statuses
+                .last()
+                .and_then(|s| s["state"].as_str().map(str::to_string))
+        })
+        .collect();
+    assert_eq!(
+        last_status,
+        vec![Some("success".to_string())],
+        "one GitHub Deployment, succeeded"
+    );
     bed.finish().await;
 }
 
@@ -273,11 +337,10 @@ async fn pull_request_into_development_is_judged_by_the_unchanged_example() {
     assert!(run.artifacts.is_empty(), "{:?}", run.artifacts);
     assert!(!run.ran("deploy"), "pull requests never deploy");
     let out = run.outputs("gates");
-    assert_eq!(out.get("decision").map(String::as_str), Some("block"), "{}", run.log);
-    assert!(
-        run.job_says("gates", "no report from matrix cell(s) `ubuntu-latest-py3.10`"),
-        "{}",
-        run.log
+    run.assert_output("gates", "decision", "block");
+    run.assert_says(
+        "gates",
+        "no report from matrix cell(s) `ubuntu-latest-py3.10`",
     );
     let report: Value = serde_json::from_str(out.get("report").expect("a report output")).unwrap();
     let failed: Vec<&str> = report["gates"]["gates"]
@@ -290,12 +353,15 @@ async fn pull_request_into_development_is_judged_by_the_unchanged_example() {
     // pip-audit (no pip in its venv) and safety (no network to its database) fail closed; so does
     // the report-only unit-tests gate with its cell's report missing.
     for gate in ["dependencies", "safety", "unit-tests"] {
-        assert!(failed.contains(&gate), "{gate} should fail closed: {failed:?}");
+        assert!(
+            failed.contains(&gate),
+            "{gate} should fail closed: {failed:?}"
+        );
     }
     let checks = bed.checks(&head);
-    assert_eq!(conclusion(&checks, "fm-deploy / decision"), Some("failure"), "{checks:?}");
-    assert_eq!(conclusion(&checks, "fm-deploy / unit-tests"), Some("failure"), "{checks:?}");
-    assert_eq!(conclusion(&checks, "fm-deploy / lint"), Some("failure"), "{checks:?}");
+    assert_concluded(&checks, "fm-deploy / decision", "failure");
+    assert_concluded(&checks, "fm-deploy / unit-tests", "failure");
+    assert_concluded(&checks, "fm-deploy / lint", "failure");
     assert_eq!(bed.image_of(APP).await, None);
     bed.finish().await;
 }
@@ -314,19 +380,16 @@ async fn scheduled_cleanup_fails_closed_asking_for_tls_inputs_it_does_not_use() 
         "main",
     );
     let run = bed
-        .act("schedule", "cleanup.yml", serde_json::json!({"schedule": "17 3 * * *"}))
+        .act(
+            "schedule",
+            "cleanup.yml",
+            serde_json::json!({"schedule": "17 3 * * *"}),
+        )
         .run(&repo, &bed.podman)
         .await;
     assert!(!run.success, "{}", run.log);
     assert_eq!(run.job_results("cleanup"), vec![false]);
-    assert!(
-        run.job_says(
-            "cleanup",
-            "::error::failed to deploy `production`: the policy names TLS secret `ssl-cert` but the tls-cert and tls-key inputs are not both set"
-        ),
-        "{}",
-        run.log
-    );
+    run.assert_says("cleanup", "::error::failed to deploy `production`: the policy names TLS secret `ssl-cert` but the tls-cert and tls-key inputs are not both set");
     assert_eq!(bed.image_of(&format!("{APP}-blue")).await, None);
     assert_eq!(bed.image_of(&format!("{APP}-green")).await, None);
     bed.finish().await;
@@ -354,12 +417,15 @@ async fn push_to_a_hotfix_branch_runs_the_comprehensive_gates_and_blocks_without
     assert!(!run.success, "{}", run.log);
     assert_eq!(run.job_results("tests"), vec![true], "{}", run.log);
     let out = run.outputs("pipeline");
-    assert_eq!(out.get("environment").map(String::as_str), Some("production"), "{}", run.log);
+    run.assert_output("pipeline", "environment", "production");
     assert_eq!(out.get("tier").map(String::as_str), Some("comprehensive"));
     assert_eq!(out.get("decision").map(String::as_str), Some("block"));
-    assert!(run.job_says("pipeline", "container-scan     block           failed to start"), "{}", run.log);
+    run.assert_says(
+        "pipeline",
+        "container-scan     block           failed to start",
+    );
     let checks = bed.checks(&sha);
-    assert_eq!(conclusion(&checks, "fm-deploy / container-scan"), Some("failure"), "{checks:?}");
+    assert_concluded(&checks, "fm-deploy / container-scan", "failure");
     assert_eq!(bed.image_of(&format!("{APP}-blue")).await, None);
     bed.finish().await;
 }
@@ -386,7 +452,7 @@ async fn manual_rollback_with_nothing_to_go_back_to_fails_closed() {
         .await;
     assert!(!run.success, "{}", run.log);
     assert_eq!(run.job_results("rollback"), vec![false]);
-    assert!(run.job_says("rollback", "::error::"), "{}", run.log);
+    run.assert_says("rollback", "::error::");
     assert_eq!(bed.image_of(APP).await, None);
     bed.finish().await;
 }
@@ -417,17 +483,20 @@ async fn setup_writes_branch_and_environment_protection() {
         .run(&repo, &bed.podman)
         .await;
     must_succeed(&run);
-    let state = bed.gh.fake.state();
-    let p = state.protections.clone();
-    let envs: Vec<String> = state.environments.iter().map(|e| e.name.clone()).collect();
-    drop(state);
-    eprintln!("{p:?}\n{envs:?}");
+    let (p, envs) = {
+        let state = bed.gh.fake.state();
+        let envs: Vec<String> = state.environments.iter().map(|e| e.name.clone()).collect();
+        (state.protections.clone(), envs)
+    };
     for branch in ["development", "staging", "main"] {
         let checks = p
             .get(branch)
             .and_then(|b| b.status_checks.clone())
             .unwrap_or_else(|| panic!("no required checks on {branch}: {p:?}"));
-        assert!(checks.1.contains(&"fm-deploy / decision".to_string()), "{checks:?}");
+        assert!(
+            checks.1.contains(&"fm-deploy / decision".to_string()),
+            "{checks:?}"
+        );
     }
     assert_eq!(p.get("main").and_then(|b| b.reviews), Some((3, true)));
     assert!(p.get("main").is_some_and(|b| b.required_signatures));
@@ -452,15 +521,19 @@ async fn push_to_main_blocks_when_the_container_scan_cannot_run() {
         .act("push", "production.yml", push_payload("main", &sha))
         .run(&repo, &bed.podman)
         .await;
-    eprintln!("{}", run.log);
     assert_eq!(run.job_results("tests"), vec![true], "{}", run.log);
-    let out = run.outputs("gates");
-    assert_eq!(out.get("decision").map(String::as_str), Some("block"), "{}", run.log);
-    assert!(run.job_says("gates", "container-scan     block           failed to start"), "{}", run.log);
-    assert!(!run.ran("deploy"), "a blocked decision skips the deploy job");
+    run.assert_output("gates", "decision", "block");
+    run.assert_says(
+        "gates",
+        "container-scan     block           failed to start",
+    );
+    assert!(
+        !run.ran("deploy"),
+        "a blocked decision skips the deploy job"
+    );
     let checks = bed.checks(&sha);
-    assert_eq!(conclusion(&checks, "fm-deploy / container-scan"), Some("failure"), "{checks:?}");
-    assert_eq!(conclusion(&checks, "fm-deploy / decision"), Some("failure"), "{checks:?}");
+    assert_concluded(&checks, "fm-deploy / container-scan", "failure");
+    assert_concluded(&checks, "fm-deploy / decision", "failure");
     assert_eq!(bed.image_of(&format!("{APP}-blue")).await, None);
     bed.finish().await;
 }

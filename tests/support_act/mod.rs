@@ -402,4 +402,19 @@ impl ActRun {
     pub fn job_says(&self, job: &str, text: &str) -> bool {
         self.lines(job).any(|l| l.contains(text))
     }
+
+    /// Fails, with the whole log, unless `job` set output `key` to `want`.
+    pub fn assert_output(&self, job: &str, key: &str, want: &str) {
+        let got = self.outputs(job).get(key).cloned();
+        assert_eq!(got.as_deref(), Some(want), "{job}.{key}:\n{}", self.log);
+    }
+
+    /// Fails, with the whole log, unless `job`'s log contains `text`.
+    pub fn assert_says(&self, job: &str, text: &str) {
+        assert!(
+            self.job_says(job, text),
+            "{job} never said `{text}`:\n{}",
+            self.log
+        );
+    }
 }
