@@ -11,7 +11,8 @@
 //!   mounted read-only (pip inside them goes through this machine's TLS proxy) and one artifact
 //!   directory per run shared by every job (the upload/download-artifact stand-ins).
 //! - act names its containers after workflow and job, so two runs of one workflow would collide:
-//!   runs are serialized across test processes with `flock` on one lock file.
+//!   runs are serialized across test processes with `flock` on one lock file; `--rm` removes a
+//!   failed run's containers and volumes too.
 #![allow(
     dead_code,
     clippy::unwrap_used,
@@ -276,7 +277,13 @@ impl Act {
             .arg(&event_file)
             .arg("-P")
             .arg(format!("ubuntu-latest={}", tools.runner))
-            .args(["--pull=false", "--network", "host", "--no-cache-server"])
+            .args([
+                "--pull=false",
+                "--network",
+                "host",
+                "--no-cache-server",
+                "--rm",
+            ])
             .arg("--container-daemon-socket")
             .arg(podman.uri())
             .arg("--container-options")
