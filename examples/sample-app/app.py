@@ -6,6 +6,8 @@ Endpoints:
   GET  /api/solve   a small JSON API answer (same error rate and latency)
   GET  /health      200 {"status": "ok", "version": ...}, or 503 while the `healthy` knob is off
   GET  /metrics     Prometheus text format: requests by code, a latency histogram, memory
+  GET  /api/health, /api/metrics   the same two under the API prefix (the example policy's
+                    `app.endpoints`, which its smoke tests call)
   GET|POST /admin/knobs?error_rate=0.2&latency_ms=300&memory_mb=100&healthy=0
                     read / change the knobs at run time (query string or form body)
 
@@ -119,6 +121,7 @@ def make_handler(state):
 
         def route(self, params):
             path = urlparse(self.path).path
+            path = {"/api/health": "/health", "/api/metrics": "/metrics"}.get(path, path)
             if path == "/metrics":
                 return self.send(200, state.metrics(), "text/plain; version=0.0.4")
             if path == "/admin/knobs":
