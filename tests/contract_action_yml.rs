@@ -532,7 +532,7 @@ fn required_checks_and_branch_globs_match_the_policy() {
 
 /// Protects "one concurrency group per environment": every job that deploys, rolls back or
 /// cleans up queues in `fm-deploy-<environment>` (job or workflow level), the same string in
-/// every workflow, and a job with `environment:` leaves the GitHub Deployment to the action.
+/// every workflow.
 #[test]
 fn one_concurrency_group_per_environment() {
     let mut groups = Vec::new();
@@ -571,16 +571,6 @@ fn one_concurrency_group_per_environment() {
             let want = format!("fm-deploy-{env}");
             assert_eq!(group, want, "{}: job `{id}`", path.display());
             groups.push(group.to_owned());
-        }
-        for (id, job) in jobs {
-            if let Some(environment) = job.get("environment") {
-                assert_eq!(
-                    environment.get("deployment").and_then(Node::str),
-                    Some("false"),
-                    "{}: job `{id}` would create a GitHub Deployment beside the action's",
-                    path.display()
-                );
-            }
         }
     }
     for env in ["development", "staging", "production"] {
