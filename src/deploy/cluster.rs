@@ -6,9 +6,7 @@
 //! decide: whether a rollout is done is `strategy::next_step`'s call; what to do next is the
 //! strategy machine's.
 
-use crate::deploy::forbidden::{
-    Forbidden, forbidden, note_served, note_unreachable, warming, watch_refusal,
-};
+use crate::deploy::forbidden::{Forbidden, forbidden, note_unreachable, warming, watch_refusal};
 use crate::deploy::manifests::{EnvironmentObjects, FIELD_MANAGER, STATE_CONFIGMAP};
 use crate::deploy::strategy::{
     DeploySummary, PodSummary, ProgressCondition, RolloutFailure, RolloutPlan, RolloutStep,
@@ -494,10 +492,7 @@ where
     let mut i = 0u32;
     loop {
         let e = match attempt(i).await {
-            Ok(v) => {
-                note_served();
-                return Ok((v, i));
-            }
+            Ok(v) => return Ok((v, i)),
             Err(e) => e,
         };
         let class = match is_retryable(&e) {

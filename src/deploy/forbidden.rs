@@ -11,65 +11,28 @@ use kube::runtime::watcher;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How long a 403 is taken for a restarted apiserver's authorizer that has not yet read its Roles
-/// (measured here: the first second after a restart refuses every ServiceAccount request) and
-/// retried, instead of being final: after the apiserver was last unreachable, or — when this
-/// process's requests were already served — after the first 403 of a streak. An outage in which
-/// nothing was in flight leaves no "unreachable" trace, so the second signal is what catches the
-/// restart then; a permission that is really missing is still final, [`WARMUP`] later.
+/// How long after the apiserver was last unreachable a 403 is taken for a restarted apiserver's
+/// authorizer that has not yet read its Roles (measured here: the first second after a restart
+/// refuses every ServiceAccount request) and retried, instead of being final.
 pub const WARMUP: Duration = Duration::from_secs(10);
 
-/// What this process has seen of the apiserver, for [`warming`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Signals {
-    last_unreachable: Option<Instant>,
-    /// A write was served: the authorizer granted this identity before.
-    served: bool,
-    /// The first 403 since the last served write.
-    refused_since: Option<Instant>,
-}
-
-static SIGNALS: Mutex<Signals> = Mutex::new(Signals {
-    last_unreachable: None,
-    served: false,
-    refused_since: None,
-});
-
-fn update(f: impl FnOnce(&mut Signals)) {
-    if let Ok(mut s) = SIGNALS.lock() {
-        f(&mut s);
-    }
-}
+static LAST_UNREACHABLE: Mutex<Option<Instant>> = Mutex::new(None);
 
 /// Records that a request to the apiserver just failed in transport (refused, reset, timed out)
 /// or with a 5xx: the apiserver may be restarting.
 pub fn note_unreachable() {
-    update(|s| s.last_unreachable = Some(Instant::now()));
+    if let Ok(mut t) = LAST_UNREACHABLE.lock() {
+        *t = Some(Instant::now());
+    }
 }
 
-/// Records that a write was served: a later 403 contradicts what the authorizer said before.
-pub fn note_served() {
-    update(|s| {
-        s.served = true;
-        s.refused_since = None;
-    });
-}
-
-/// Called on a 403: true when it may be a restarted apiserver's warm-up and is worth retrying.
+/// True within [`WARMUP`] of the apiserver last being unreachable: a 403 now may not be final.
 pub fn warming() -> bool {
-    let now = Instant::now();
-    let mut may_pass = false;
-    update(|s| {
-        s.refused_since.get_or_insert(now);
-        may_pass = decide(s, now);
-    });
-    may_pass
-}
-
-/// The pure rule behind [`warming`].
-fn decide(s: &Signals, now: Instant) -> bool {
-    let within = |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < WARMUP);
-    within(s.last_unreachable) || (s.served && within(s.refused_since))
+    LAST_UNREACHABLE
+        .lock()
+        .ok()
+        .and_then(|t| *t)
+        .is_some_and(|t| t.elapsed() < WARMUP)
 }
 
 /// What a watch error means to a loop that re-watches: `Some` for a final refusal (stop and
@@ -329,34 +292,5 @@ mod tests {
             forbidden_watch(&w).map(|f| (f.verb, f.resource)),
             Some(("list".to_string(), "pods".to_string()))
         );
-    }
-
-    /// Protects the restart signals: a 403 is retried within WARMUP of an outage, or of its first
-    /// refusal after requests were served; otherwise, or once WARMUP has passed, it is final.
-    #[test]
-    fn a_403_is_retried_only_within_warmup_of_a_restart_signal() {
-        let t0 = Instant::now();
-        let later = |s: u64| t0 + Duration::from_secs(s);
-        let fresh = Signals::default();
-        assert!(!decide(
-            &Signals {
-                refused_since: Some(t0),
-                ..fresh
-            },
-            t0
-        ));
-        let outage = Signals {
-            last_unreachable: Some(t0),
-            ..fresh
-        };
-        assert!(decide(&outage, later(9)));
-        assert!(!decide(&outage, later(10)));
-        let served = Signals {
-            served: true,
-            refused_since: Some(t0),
-            ..fresh
-        };
-        assert!(decide(&served, later(9)));
-        assert!(!decide(&served, later(11)));
     }
 }
