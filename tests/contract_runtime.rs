@@ -144,9 +144,16 @@ fn push_run_end_to_end() {
     assert_eq!(rt.mask_secrets(&raw).unwrap(), 1);
     let inputs = raw.validate(&ctx).unwrap();
     assert_eq!(ctx.branch().as_deref(), Some("master"));
+    // No `image-tag` input: the reference is the policy's image at the commit the push is about.
+    assert_eq!(inputs.image_tag, None);
+    let image = fm_deploy::image_ref::ImageInputs {
+        image: inputs.image.clone(),
+        tag: inputs.image_tag.clone(),
+        digest: inputs.image_digest.clone(),
+    };
     assert_eq!(
-        inputs.image_tag.as_deref(),
-        Some("6113728f27ae82c7b1a177c8d03f9e96e0adf246")
+        fm_deploy::image_ref::compose(&image, "ghcr.io/o/app", ctx.commit_sha().unwrap()).as_deref(),
+        Ok("ghcr.io/o/app:6113728f27ae82c7b1a177c8d03f9e96e0adf246")
     );
 
     rt.group_start("plan").unwrap();
