@@ -152,7 +152,8 @@ fn push_run_end_to_end() {
         digest: inputs.image_digest.clone(),
     };
     assert_eq!(
-        fm_deploy::image_ref::compose(&image, "ghcr.io/o/app", ctx.commit_sha().unwrap()).as_deref(),
+        fm_deploy::image_ref::compose(&image, "ghcr.io/o/app", ctx.commit_sha().unwrap())
+            .as_deref(),
         Ok("ghcr.io/o/app:6113728f27ae82c7b1a177c8d03f9e96e0adf246")
     );
 
