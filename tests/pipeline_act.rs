@@ -221,7 +221,7 @@ fn must_succeed(run: &ActRun) {
 /// A push to `development`: the matrix job reads the policy, the one test cell pip-installs the
 /// project and uploads its JUnit and Cobertura reports, and the deploy job's `pipeline` reads them
 /// (report-only `unit-tests`), runs the basic tier, and deploys directly — the Deployment runs the
-/// commit's image, the smoke test passes through the router, and the gate, decision and deploy
+/// image build-and-push reported (by digest), the smoke test passes through the router, and the gate, decision and deploy
 /// check runs and the GitHub Deployment reach the GitHub stand-in.
 #[tokio::test]
 async fn push_to_development_runs_the_gates_then_deploys_directly() {
@@ -232,9 +232,11 @@ async fn push_to_development_runs_the_gates_then_deploys_directly() {
         "development",
     );
     let sha = repo.head();
+    // build-and-push's digest reaches the deploy: the Deployment runs `image@sha256:…`.
+    let image = format!("{IMAGE}@{}", repo.context_digest());
     let mut bed = bed;
     bed.fx
-        .serve_image(&format!("{IMAGE}:{sha}"), "v1", "127.0.0.21")
+        .serve_image(&image, "v1", "127.0.0.21")
         .await
         .unwrap();
     let run = bed
@@ -254,7 +256,7 @@ async fn push_to_development_runs_the_gates_then_deploys_directly() {
         "{:?}",
         run.artifacts
     );
-    assert!(!run.ran("gates"), "gates run on pull requests only");
+    assert!(!run.ran("code-quality"), "gates run on pull requests only");
     let out = run.outputs("deploy");
     assert_eq!(
         out.get("decision").map(String::as_str),
@@ -267,7 +269,7 @@ async fn push_to_development_runs_the_gates_then_deploys_directly() {
     );
     assert_eq!(out.get("strategy").map(String::as_str), Some("direct"));
     assert_eq!(out.get("rolled-back").map(String::as_str), Some("false"));
-    assert_eq!(bed.image_of(APP).await, Some(format!("{IMAGE}:{sha}")));
+    assert_eq!(bed.image_of(APP).await, Some(image));
     let checks = bed.checks(&sha);
     assert_concluded(&checks, "fm-deploy / decision", "success");
     let last_status: Vec<Option<String>> = bed
@@ -336,10 +338,10 @@ async fn pull_request_into_development_is_judged_by_the_unchanged_example() {
     ));
     assert!(run.artifacts.is_empty(), "{:?}", run.artifacts);
     assert!(!run.ran("deploy"), "pull requests never deploy");
-    let out = run.outputs("gates");
-    run.assert_output("gates", "decision", "block");
+    let out = run.outputs("code-quality");
+    run.assert_output("code-quality", "decision", "block");
     run.assert_says(
-        "gates",
+        "code-quality",
         "no report from matrix cell(s) `ubuntu-latest-py3.10`",
     );
     let report: Value = serde_json::from_str(out.get("report").expect("a report output")).unwrap();
@@ -522,9 +524,9 @@ async fn push_to_main_blocks_when_the_container_scan_cannot_run() {
         .run(&repo, &bed.podman)
         .await;
     assert_eq!(run.job_results("tests"), vec![true], "{}", run.log);
-    run.assert_output("gates", "decision", "block");
+    run.assert_output("code-quality", "decision", "block");
     run.assert_says(
-        "gates",
+        "code-quality",
         "container-scan     block           failed to start",
     );
     assert!(

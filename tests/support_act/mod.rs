@@ -177,6 +177,39 @@ impl UserRepo {
         git(self.path(), &["rev-parse", "HEAD"])
     }
 
+    /// The digest the `docker/build-push-action` stand-in reports for this checkout: SHA-256 of
+    /// `sha256sum`'s listing of every file (`./path`, byte order, `.git` left out), as its script
+    /// computes it.
+    pub fn context_digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, std::path::PathBuf)>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let e = e.unwrap();
+                let name = e.file_name().into_string().unwrap();
+                let path = format!("{rel}/{name}");
+                if path == "./.git" {
+                    continue;
+                }
+                if e.file_type().unwrap().is_dir() {
+                    walk(&e.path(), &path, out);
+                } else {
+                    out.push((path, e.path()));
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(self.path(), ".", &mut files);
+        files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let listing: String = files
+            .iter()
+            .map(|(name, path)| {
+                let hex = format!("{:x}", Sha256::digest(std::fs::read(path).unwrap()));
+                format!("{hex}  {name}\n")
+            })
+            .collect();
+        format!("sha256:{:x}", Sha256::digest(listing.as_bytes()))
+    }
+
     /// Checks out a new branch `name` at HEAD.
     pub fn branch(&self, name: &str) {
         git(self.path(), &["checkout", "-q", "-b", name]);
