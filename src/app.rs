@@ -804,11 +804,49 @@ impl PostDeployTests for GatePostDeploy<'_> {
     }
 }
 
+/// Whether a command writes the environment's Secrets from this run's inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SecretUse {
+    /// A deploy: the app and TLS Secrets are applied with the inputs (TLS ones required).
+    Apply,
+    /// `rollback`, `promote`, `cleanup`: the Secrets stay as the last deploy wrote them, and
+    /// no secret input is needed.
+    Keep,
+}
+
 fn deploy_inputs(
     req: &RunRequest,
     policy: &Policy,
     env: &crate::policy::model::EnvironmentSpec,
+    use_: SecretUse,
 ) -> Result<DeployInputs, ActionError> {
+    let (secrets, tls) = match use_ {
+        SecretUse::Apply => secret_values(req, env)?,
+        SecretUse::Keep => (BTreeMap::new(), None),
+    };
+    Ok(DeployInputs {
+        image: image_ref(req, policy)?,
+        run_id: req
+            .context
+            .run_id
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
+        sha: req.plan.sha.clone(),
+        secrets,
+        tls,
+        keep_secrets: use_ == SecretUse::Keep,
+    })
+}
+
+/// The app Secret's keys → values, and the TLS Secret's certificate and key.
+type SecretValues = (BTreeMap<String, String>, Option<(String, String)>);
+
+/// The values of the app Secret's keys (a missing input leaves its key out) and of the TLS
+/// Secret, which a policy naming one requires.
+fn secret_values(
+    req: &RunRequest,
+    env: &crate::policy::model::EnvironmentSpec,
+) -> Result<SecretValues, ActionError> {
     let s = &req.inputs.secrets;
     let mut secrets = BTreeMap::new();
     for (key, input) in &env.secrets {
@@ -843,17 +881,7 @@ fn deploy_inputs(
         }
         (None, _, _) => None,
     };
-    Ok(DeployInputs {
-        image: image_ref(req, policy)?,
-        run_id: req
-            .context
-            .run_id
-            .map(|r| r.to_string())
-            .unwrap_or_default(),
-        sha: req.plan.sha.clone(),
-        secrets,
-        tls,
-    })
+    Ok((secrets, tls))
 }
 
 /// The notification channels the inputs configure: Slack (`slack-webhook`), Datadog
@@ -1051,7 +1079,7 @@ async fn run_deploy(
             return Ok(Outcome::Refused);
         }
     }
-    let inputs = deploy_inputs(req, policy, env)?;
+    let inputs = deploy_inputs(req, policy, env, SecretUse::Apply)?;
     let cluster = cluster_from(req).await?;
     let log_url = req.context.run_url();
     let deployment_id = match github {
@@ -1260,16 +1288,20 @@ impl BgCommand {
 }
 
 /// Prometheus for the triggers: required when any trigger queries it.
+/// `monitors`: whether the command can reach a monitoring window (deploy, promote); `rollback`
+/// and `cleanup` never query Prometheus and do not need its input.
 fn metrics_for(
     req: &RunRequest,
     env: &crate::policy::model::EnvironmentSpec,
+    monitors: bool,
 ) -> Result<PrometheusClient, ActionError> {
-    let needs = env.rollback.triggers.iter().any(|t| {
-        matches!(
-            t.source,
-            crate::policy::model::TriggerSource::Prometheus { .. }
-        )
-    });
+    let needs = monitors
+        && env.rollback.triggers.iter().any(|t| {
+            matches!(
+                t.source,
+                crate::policy::model::TriggerSource::Prometheus { .. }
+            )
+        });
     let base = match (&req.inputs.prometheus_url, needs) {
         (Some(u), _) => u.to_string(),
         (None, true) => {
@@ -1278,8 +1310,8 @@ fn metrics_for(
                 env.name
             )));
         }
-        // No Prometheus trigger: the client is never asked. Loopback port 9 (discard) makes any
-        // mistake fail fast rather than reach the network.
+        // No Prometheus trigger, or no monitoring: the client is never asked. Loopback port 9
+        // (discard) makes any mistake fail fast rather than reach the network.
         (None, false) => "http://127.0.0.1:9".to_string(),
     };
     PrometheusClient::new(
@@ -1317,10 +1349,15 @@ async fn blue_green(
         .map_err(|e| ActionError::Usage(format!("{e}")))?;
     cfg.deployment_id = deployment_id;
     let cluster = cluster_from(req).await?;
-    let inputs = deploy_inputs(req, policy, env)?;
+    let secret_use = match command {
+        BgCommand::Deploy => SecretUse::Apply,
+        BgCommand::Rollback | BgCommand::Promote | BgCommand::Cleanup => SecretUse::Keep,
+    };
+    let inputs = deploy_inputs(req, policy, env, secret_use)?;
     let objects = crate::deploy::manifests::environment_objects(&policy.app, env, &inputs)?;
     let colors = KubeColors::new(cluster.client().clone(), spec, objects, &env.name);
-    let metrics = metrics_for(req, env)?;
+    let monitors = matches!(command, BgCommand::Deploy | BgCommand::Promote);
+    let metrics = metrics_for(req, env, monitors)?;
     let (cancel, _signals) = cancel_on_signals()
         .map_err(|e| ActionError::Other(format!("install signal handlers: {e}")))?;
 
@@ -1594,7 +1631,7 @@ async fn rollback_revision(
             current.unwrap_or_else(|| "(none)".into())
         )));
     };
-    let mut inputs = deploy_inputs(req, policy, env)?;
+    let mut inputs = deploy_inputs(req, policy, env, SecretUse::Keep)?;
     inputs.image = previous.clone();
     let prober = HttpProber::new()?;
     let tests = GatePostDeploy {

@@ -538,12 +538,10 @@ fn deploy_steps(
             steps.push(format!("read the state record (annotation on Service/{}); finish or undo a run that died mid-way", bg.service));
             steps.push(format!("server-side apply the idle colour Deployment/{app}-<idle> with image {image}; the live colour is untouched"));
             steps.push(format!("watch the idle colour until ready (deadline {}); failure → scale it to 0, traffic stays, exit 1", d(e.progress_deadline)));
+            let idle = crate::deploy::bluegreen_run::from_policy(&policy.app, e, "plan")
+                .map_or_else(|err| err.to_string(), |(cfg, _)| cfg.urls.describe_idle());
             steps.push(format!(
-                "health-check the idle colour through {} : {smoke}",
-                bg.preview_service
-                    .as_deref()
-                    .or(bg.preview_url.as_deref())
-                    .unwrap_or("its pods")
+                "health-check the idle colour through {idle} : {smoke}"
             ));
             match &bg.shift.mode {
                 ShiftMode::None => {}

@@ -13,7 +13,7 @@ exec 9>"$RUN/.lock"
 flock -w 900 9
 
 need_pkgs=()
-for p in etcd-server prometheus openssl curl; do
+for p in etcd-server prometheus openssl curl iproute2; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 # The sample app (examples/sample-app/app.py) needs any python3 ≥ 3.7 on PATH.
@@ -23,6 +23,14 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
 fi
 "$here/build-k8s.sh"
+
+# The stand-in kubelet's pod range is local to this host (as on a node, where pod IPs are
+# reachable): the apiserver's service proxy dials pod IPs, and the stand-in pods answer on them.
+# Needs root (CAP_NET_ADMIN); without it the tests that go through the proxy say so and fail.
+if ! ip route show table local 2>/dev/null | grep -q '^local 10.244.0.0/16 dev lo'; then
+  ip route add local 10.244.0.0/16 dev lo 2>/dev/null ||
+    echo "testbed: could not route the pod range 10.244.0.0/16 to lo (needs root); service-proxy tests will fail" >&2
+fi
 
 token_file="$RUN/token"
 readyz() { curl -skf -H "Authorization: Bearer $(cat "$token_file")" "https://127.0.0.1:$APISERVER_PORT/readyz"; }

@@ -168,3 +168,72 @@ async fn binary_manual_promote() -> anyhow::Result<()> {
     s.wait_live_on(V2).await?;
     Ok(())
 }
+
+/// A production release as a hosted runner makes it, outside the cluster network and with no
+/// `preview_url`: each colour is health-checked through the apiserver's service proxy to its own
+/// Service, with the deploy identity's kubeconfig (the stand-in pods answer on their pod IPs, as
+/// testbed/up.sh routes the pod range locally). Without rbac.yaml's `services/proxy` rule the
+/// check fails closed saying which permission is missing and traffic never moves; with it the
+/// release lands, and the audit log shows the proxied health checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_blue_green_without_a_preview_url_checks_through_the_apiserver() -> anyhow::Result<()>
+{
+    assert!(
+        support_k8s::kubelet::pod_range_is_local().await,
+        "the pod range 10.244.0.0/16 is not local here: run testbed/up.sh as root"
+    );
+    let s = Scenario::start("bg-proxy", &[V1, V2], false).await?;
+    let dir = tempfile::tempdir()?;
+    let text_policy = policy(&s.ns.name, &s.live.url(), "").replace("      preview_url: \n", "");
+    assert!(!text_policy.contains("preview_url"), "{text_policy}");
+    std::fs::write(dir.path().join("policy.yml"), &text_policy)?;
+    let kc: PathBuf = s.deploy.kubeconfig.clone();
+
+    let all = support_k8s::deployer::role_rules()?;
+    let without: Vec<serde_json::Value> = all
+        .iter()
+        .filter(|r| r["resources"][0] != "services/proxy")
+        .cloned()
+        .collect();
+    assert_eq!(without.len() + 1, all.len(), "rbac.yaml has the rule");
+    let proxy = support_k8s::deployer::Access {
+        verb: "get",
+        group: "",
+        resource: "services/proxy",
+        name: Some("web-blue:http"),
+    };
+    s.deploy.set_rules(&s.client, without, proxy, false).await?;
+    let (o, _) = run(dir.path(), &kc, &["pipeline", "--image-tag", "v1"]).await;
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("needs `get` on `services/proxy` named `web-blue:http`"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(s.selector().await, None, "no traffic moved: {}", text(&o));
+
+    s.deploy.set_rules(&s.client, all, proxy, true).await?;
+    let audit = s.tb.var("FM_TESTBED_AUDIT_LOG")?.to_string();
+    let from = std::fs::metadata(&audit)?.len();
+    let (o, out) = run(dir.path(), &kc, &["pipeline", "--image-tag", "v1"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(out.contains("active-color=blue"), "{out}");
+    let (o, out) = run(dir.path(), &kc, &["pipeline", "--image-tag", "v2"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(out.contains("active-color=green"), "{out}");
+    assert_eq!(s.selector().await.as_deref(), Some("green"));
+    let log = std::fs::read(&audit)?;
+    let log = String::from_utf8_lossy(&log[usize::try_from(from)?..]);
+    for color in ["blue", "green"] {
+        let path = format!(
+            "/api/v1/namespaces/{}/services/web-{color}:http/proxy/health",
+            s.ns.name
+        );
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&path) && l.contains("\"code\":200")),
+            "the {color} health check went through the apiserver ({path})"
+        );
+    }
+    Ok(())
+}

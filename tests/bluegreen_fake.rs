@@ -86,6 +86,15 @@ impl BgCluster for FakeCluster {
         self.log(format!("canary {weight}"));
         Ok(())
     }
+    async fn proxy_get(
+        &self,
+        service: &str,
+        path: &str,
+        _timeout: std::time::Duration,
+    ) -> Result<u16, String> {
+        self.log(format!("proxy {service}{path}"));
+        Err("the fake cluster has no service proxy".into())
+    }
     async fn acquire_lease(
         &self,
         holder: &str,

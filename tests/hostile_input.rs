@@ -474,8 +474,7 @@ async fn label_values_stay_valid() {
             image: format!("ghcr.io/org/web:{tag}"),
             run_id: "4242".into(),
             sha: "a".repeat(40),
-            secrets: BTreeMap::new(),
-            tls: None,
+            ..DeployInputs::default()
         },
     )
     .unwrap_or_else(|e| panic!("hostile names must still build objects: {e}"));

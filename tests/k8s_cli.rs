@@ -62,8 +62,10 @@ async fn deploy_with(
     env: &[(&str, &str)],
 ) -> (Output, String) {
     let outputs = dir.join(format!("outputs-{tag}"));
-    let out = tokio::process::Command::new(BIN)
-        .args([
+    let out = command(
+        dir,
+        kubeconfig,
+        &[
             "pipeline",
             "--branch",
             "development",
@@ -71,7 +73,21 @@ async fn deploy_with(
             "0123abc",
             "--image-tag",
             tag,
-        ])
+        ],
+    )
+    .arg("--output")
+    .arg(&outputs)
+    .envs(env.iter().copied())
+    .output()
+    .await
+    .unwrap();
+    (out, std::fs::read_to_string(&outputs).unwrap_or_default())
+}
+
+/// `fm-deploy <args>` on `dir`'s policy.yml and workspace, with `kubeconfig` and a summary file.
+fn command(dir: &Path, kubeconfig: &Path, args: &[&str]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(BIN);
+    c.args(args)
         .arg("--config")
         .arg(dir.join("policy.yml"))
         .arg("--workspace")
@@ -79,14 +95,8 @@ async fn deploy_with(
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .arg("--summary")
-        .arg(dir.join("report.md"))
-        .arg("--output")
-        .arg(&outputs)
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .unwrap();
-    (out, std::fs::read_to_string(&outputs).unwrap_or_default())
+        .arg(dir.join("report.md"));
+    c
 }
 
 async fn image_of(admin: &kube::Client, ns: &str) -> Option<String> {
@@ -363,8 +373,10 @@ async fn binary_deploy_cancelled_by_sigterm() -> anyhow::Result<()> {
         policy(&fx.ns, &router.url(), "direct", false),
     )?;
     let kc = fx.deployer_kubeconfig();
-    let child = tokio::process::Command::new(BIN)
-        .args([
+    let child = command(
+        dir.path(),
+        &kc,
+        &[
             "deploy",
             "--branch",
             "development",
@@ -372,19 +384,12 @@ async fn binary_deploy_cancelled_by_sigterm() -> anyhow::Result<()> {
             "0123abc",
             "--image-tag",
             "never-ready",
-        ])
-        .arg("--config")
-        .arg(dir.path().join("policy.yml"))
-        .arg("--workspace")
-        .arg(dir.path())
-        .arg("--kubeconfig")
-        .arg(&kc)
-        .arg("--summary")
-        .arg(dir.path().join("report.md"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .kill_on_drop(true)
+    .spawn()?;
     let pid = child.id().expect("the child is running");
     // Cancel once the rollout is under way (the Deployment exists).
     let api = Api::<Deployment>::namespaced(fx.admin.clone(), &fx.ns);
@@ -407,5 +412,83 @@ async fn binary_deploy_cancelled_by_sigterm() -> anyhow::Result<()> {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("cancelled before it finished"), "{stdout}");
+    fx.finish().await
+}
+
+/// A manual `rollback` of a direct environment, as rollback.yml runs it (no database or TLS
+/// inputs): the earlier image is back, and the app and TLS Secrets keep the values the deploys
+/// wrote — a rollback re-deploys the image, never the Secrets it was not given.
+#[tokio::test]
+async fn binary_rollback_keeps_the_secrets_it_was_not_given() -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Secret;
+    let mut fx = Fixture::new("fm-cli-rollback").await?;
+    fx.serve_image("example/web:v1", "v1", "127.0.0.9").await?;
+    fx.serve_image("example/web:v2", "v2", "127.0.0.10").await?;
+    let router = fx.router("web").await?;
+    let dir = tempfile::tempdir()?;
+    let policy = format!(
+        "{}    secrets: {{DATABASE_URL: database-url}}\n    tls_secret: web-tls\n",
+        policy(&fx.ns, &router.url(), "direct", false)
+    );
+    std::fs::write(dir.path().join("policy.yml"), policy)?;
+    fx.deploy.allow_secret(&fx.admin, "web-tls").await?;
+    let kc = fx.deployer_kubeconfig();
+    let given = [
+        ("FM_DEPLOY_DATABASE_URL", "postgres://app:pw@db/app"),
+        ("FM_DEPLOY_TLS_CERT", "-----BEGIN CERTIFICATE-----\nMIIB\n"),
+        ("FM_DEPLOY_TLS_KEY", "-----BEGIN PRIVATE KEY-----\nMIIE\n"),
+    ];
+    for tag in ["v1", "v2"] {
+        let (out, _) = deploy_with(dir.path(), &kc, tag, &given).await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = command(
+        dir.path(),
+        &kc,
+        &[
+            "rollback",
+            "--environment",
+            "dev",
+            "--branch",
+            "development",
+        ],
+    )
+    .output()
+    .await?;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        image_of(&fx.admin, &fx.ns).await.as_deref(),
+        Some("example/web:v1")
+    );
+    let secrets = Api::<Secret>::namespaced(fx.admin.clone(), &fx.ns);
+    let key = |s: &Secret, k: &str| {
+        s.data
+            .as_ref()
+            .and_then(|d| d.get(k))
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+    };
+    let app = secrets.get("web-secrets").await?;
+    assert_eq!(
+        key(&app, "DATABASE_URL").as_deref(),
+        Some("postgres://app:pw@db/app")
+    );
+    let tls = secrets.get("web-tls").await?;
+    assert_eq!(
+        key(&tls, "tls.crt").as_deref(),
+        Some("-----BEGIN CERTIFICATE-----\nMIIB\n")
+    );
+    assert!(key(&tls, "tls.key").is_some());
     fx.finish().await
 }

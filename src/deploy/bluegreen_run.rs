@@ -53,24 +53,85 @@ pub enum ColorUrls {
     /// A preview URL that always reaches the colour not yet live (the preview Service), and the
     /// environment's URL for the live one.
     PreviewAndLive { preview: String, live: String },
+    /// No `preview_url`: the colour not yet live through the apiserver's service proxy to its own
+    /// Service (`<service>-<color>`), so a runner outside the cluster network reaches it with the
+    /// kubeconfig it deploys with; the environment's URL for the live one.
+    ProxyAndLive { service: String, live: String },
+}
+
+/// Where one probe goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Straight from the runner to this base URL.
+    Url(String),
+    /// Through the apiserver's service proxy to this Service of the environment's namespace.
+    ServiceProxy { service: String },
+}
+
+impl Target {
+    /// `path` on this target, for messages.
+    pub fn describe(&self, path: &str) -> String {
+        match self {
+            Target::Url(base) => format!("{base}{path}"),
+            Target::ServiceProxy { service } => {
+                format!("{path} of Service {service} (apiserver proxy)")
+            }
+        }
+    }
 }
 
 impl ColorUrls {
-    /// The base URL of `color`; `live` says whether the Service selects it right now.
-    pub fn url(&self, color: Color, live: bool) -> String {
+    /// How the colour not yet live is reached, for the plan.
+    pub fn describe_idle(&self) -> String {
         match self {
+            ColorUrls::Template(t) => format!("{t} (`{{color}}` → the idle colour)"),
+            ColorUrls::Fixed(m) => m.values().cloned().collect::<Vec<_>>().join(" / "),
+            ColorUrls::PreviewAndLive { preview, .. } => preview.clone(),
+            ColorUrls::ProxyAndLive { service, .. } => format!(
+                "the apiserver's service proxy to Service/{service}-<idle>:http (no preview_url; works from outside the cluster network)"
+            ),
+        }
+    }
+
+    /// Where `color` is probed; `live` says whether the Service selects it right now.
+    pub fn target(&self, color: Color, live: bool) -> Target {
+        let url = match self {
             ColorUrls::Template(t) => t.replace("{color}", color.as_str()),
             ColorUrls::Fixed(m) => m.get(&color).cloned().unwrap_or_default(),
-            ColorUrls::PreviewAndLive { preview, live: url } => {
-                if live {
-                    url.clone()
-                } else {
-                    preview.clone()
-                }
+            ColorUrls::PreviewAndLive { live: url, .. }
+            | ColorUrls::ProxyAndLive { live: url, .. }
+                if live =>
+            {
+                url.clone()
             }
-        }
-        .trim_end_matches('/')
-        .to_string()
+            ColorUrls::PreviewAndLive { preview, .. } => preview.clone(),
+            ColorUrls::ProxyAndLive { service, .. } => {
+                return Target::ServiceProxy {
+                    service: crate::deploy::colors::color_service_name(service, color),
+                };
+            }
+        };
+        Target::Url(url.trim_end_matches('/').to_string())
+    }
+}
+
+/// `GET` of `path` on `target`: the HTTP status, or why none came.
+async fn get<C: BgCluster>(
+    cluster: &C,
+    http: &reqwest::Client,
+    target: &Target,
+    path: &str,
+    timeout: Duration,
+) -> Result<u16, String> {
+    match target {
+        Target::Url(base) => http
+            .get(format!("{base}{path}"))
+            .timeout(timeout)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string()),
+        Target::ServiceProxy { service } => cluster.proxy_get(service, path, timeout).await,
     }
 }
 
@@ -535,8 +596,8 @@ async fn drive<C: BgCluster, M: MetricsSource, P: Progress>(
                 }
             }
             Action::HealthCheck { color } => {
-                let http = cx.http.clone();
-                let check = async move { health_check(&http, cfg, color, false).await };
+                let (http, cluster) = (cx.http.clone(), cx.cluster);
+                let check = async move { health_check(cluster, &http, cfg, color, false).await };
                 match cx.cancellable(check).await? {
                     None => Event::Cancel,
                     Some(Ok(())) => {
@@ -878,10 +939,12 @@ impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
                 }
             }
             TriggerSource::Probe { path } => {
-                let url = format!("{}{}", self.cfg.urls.url(color, live), path);
+                let target = self.cfg.urls.target(color, live);
                 let n = self.cfg.probes_per_sample.max(1);
-                let results =
-                    futures::future::join_all((0..n).map(|_| probe(&self.http, &url))).await;
+                let results = futures::future::join_all(
+                    (0..n).map(|_| probe(self.cluster, &self.http, &target, path)),
+                )
+                .await;
                 let failed = results.iter().filter(|ok| !**ok).count();
                 Some(failed as f64 / f64::from(n))
             }
@@ -893,19 +956,25 @@ fn round_ms(d: Duration) -> Duration {
     Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-async fn probe(http: &reqwest::Client, url: &str) -> bool {
-    matches!(http.get(url).timeout(Duration::from_secs(2)).send().await, Ok(r) if r.status().is_success())
+async fn probe<C: BgCluster>(
+    cluster: &C,
+    http: &reqwest::Client,
+    target: &Target,
+    path: &str,
+) -> bool {
+    matches!(get(cluster, http, target, path, Duration::from_secs(2)).await, Ok(code) if (200..300).contains(&code))
 }
 
 /// `/health` then every endpoint through the colour's URL, all 2xx in one round; retried until the
 /// deadline. The error names the URL and what it answered.
-async fn health_check(
+async fn health_check<C: BgCluster>(
+    cluster: &C,
     http: &reqwest::Client,
     cfg: &BgRunConfig,
     color: Color,
     live: bool,
 ) -> Result<(), String> {
-    let base = cfg.urls.url(color, live);
+    let target = cfg.urls.target(color, live);
     let mut paths = vec![cfg.health_path.clone()];
     paths.extend(
         cfg.endpoints
@@ -917,15 +986,16 @@ async fn health_check(
     loop {
         let mut failure = None;
         for p in &paths {
-            let url = format!("{base}{p}");
-            match http.get(&url).timeout(Duration::from_secs(5)).send().await {
-                Ok(r) if r.status().is_success() => {}
-                Ok(r) => {
-                    failure = Some(format!("GET {url} answered {}", r.status()));
+            match get(cluster, http, &target, p, Duration::from_secs(5)).await {
+                Ok(code) if (200..300).contains(&code) => {}
+                Ok(code) => {
+                    let status = reqwest::StatusCode::from_u16(code)
+                        .map_or_else(|_| code.to_string(), |s| s.to_string());
+                    failure = Some(format!("GET {} answered {status}", target.describe(p)));
                     break;
                 }
                 Err(e) => {
-                    failure = Some(format!("GET {url}: {e}"));
+                    failure = Some(format!("GET {}: {e}", target.describe(p)));
                     break;
                 }
             }
@@ -975,11 +1045,8 @@ pub fn from_policy(
             preview: u.clone(),
             live: env.url.clone(),
         },
-        None => ColorUrls::PreviewAndLive {
-            preview: format!(
-                "http://{preview_service}.{}.svc:{}",
-                env.namespace, app.port
-            ),
+        None => ColorUrls::ProxyAndLive {
+            service: bg.service.clone(),
             live: env.url.clone(),
         },
     };
@@ -1036,17 +1103,29 @@ mod tests {
     /// Protects URL choice per colour: templates substitute, preview-and-live picks by liveness.
     #[test]
     fn color_urls() {
+        let url = |u: &str| Target::Url(u.into());
         let t = ColorUrls::Template("https://{color}.preview.example.com/".into());
         assert_eq!(
-            t.url(Color::Green, false),
-            "https://green.preview.example.com"
+            t.target(Color::Green, false),
+            url("https://green.preview.example.com")
         );
         let p = ColorUrls::PreviewAndLive {
             preview: "http://preview".into(),
             live: "https://prod".into(),
         };
-        assert_eq!(p.url(Color::Blue, false), "http://preview");
-        assert_eq!(p.url(Color::Blue, true), "https://prod");
+        assert_eq!(p.target(Color::Blue, false), url("http://preview"));
+        assert_eq!(p.target(Color::Blue, true), url("https://prod"));
+        let x = ColorUrls::ProxyAndLive {
+            service: "web".into(),
+            live: "https://prod".into(),
+        };
+        assert_eq!(
+            x.target(Color::Green, false),
+            Target::ServiceProxy {
+                service: "web-green".into()
+            }
+        );
+        assert_eq!(x.target(Color::Green, true), url("https://prod"));
     }
 
     /// Protects the outputs and exit codes the workflow reads.

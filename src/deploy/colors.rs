@@ -117,8 +117,13 @@ impl ColorsSpec {
     }
     /// A Service per colour (`<service>-<color>`), so each colour is reachable on its own.
     pub fn color_service(&self, color: Color) -> String {
-        format!("{}-{}", self.service, color)
+        color_service_name(&self.service, color)
     }
+}
+
+/// The Service of one colour: `<service>-<color>`.
+pub fn color_service_name(service: &str, color: Color) -> String {
+    format!("{service}-{color}")
 }
 
 /// Which colours the live Service sends traffic to.
@@ -182,6 +187,16 @@ pub trait BgCluster: Send + Sync {
     fn preview(&self, color: Color) -> impl Future<Output = Result<(), ClusterError>> + Send;
     /// The canary Ingress sends `weight`% to the preview Service.
     fn canary_weight(&self, weight: u8) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    /// `GET path` on Service `service` through the apiserver's service proxy
+    /// (`…/services/<service>:http/proxy<path>`, the port the object builder names; RBAC sees verb
+    /// `get` on `services/proxy` named `<service>:http`): the status the app answered, or why none
+    /// came. How a runner outside the cluster network reaches a colour.
+    fn proxy_get(
+        &self,
+        service: &str,
+        path: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<u16, String>> + Send;
     /// Take the environment's Lease for `holder`, waiting up to `wait`.
     fn acquire_lease(
         &self,
@@ -595,6 +610,38 @@ impl BgCluster for KubeColors {
 
     async fn canary_weight(&self, weight: u8) -> Result<(), ClusterError> {
         self.canary_weight_with(weight, self.leases.writes()).await
+    }
+
+    async fn proxy_get(&self, service: &str, path: &str, timeout: Duration) -> Result<u16, String> {
+        let uri = format!(
+            "/api/v1/namespaces/{}/services/{service}:http/proxy{path}",
+            self.spec.namespace
+        );
+        let request = http::Request::get(uri.as_str())
+            .body(kube::client::Body::empty())
+            .map_err(|e| format!("build GET {uri}: {e}"))?;
+        let response = tokio::time::timeout(timeout, self.client.send(request))
+            .await
+            .map_err(|_| format!("no answer within {}", humantime::format_duration(timeout)))?
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        if status == 403 {
+            // The apiserver's own refusal is a Status object; an app's 403 is passed through.
+            let body = response
+                .into_body()
+                .collect_bytes()
+                .await
+                .unwrap_or_default();
+            let refused = serde_json::from_slice::<serde_json::Value>(&body)
+                .is_ok_and(|v| v["kind"] == "Status" && v["reason"] == "Forbidden");
+            if refused {
+                return Err(format!(
+                    "the apiserver refused the service proxy: the deploy identity needs `get` on `services/proxy` named `{service}:http` in {} (examples/deploy/rbac.yaml), or set blue_green.preview_url",
+                    self.spec.namespace
+                ));
+            }
+        }
+        Ok(status)
     }
 
     async fn acquire_lease(

@@ -61,6 +61,11 @@ pub struct DeployInputs {
     pub secrets: BTreeMap<String, String>,
     /// PEM certificate and key for `tls_secret`, when the policy names one.
     pub tls: Option<(String, String)>,
+    /// Leave the Secrets as the last deploy wrote them: `secrets` and `tls` are ignored and no
+    /// Secret is applied. A manual rollback re-deploys an earlier image without being given the
+    /// values (its workflow has no database or TLS inputs); applying what it has would strip the
+    /// keys the deploy wrote. The pod template then carries no secret checksum.
+    pub keep_secrets: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,7 +156,7 @@ pub fn environment_objects(
     let mut secrets = Vec::new();
     // The Secrets exist whenever the policy names them, whichever values this run was given (a
     // missing input leaves its key out): what a release applies never depends on the values.
-    if !env.secrets.is_empty() {
+    if !env.secrets.is_empty() && !inputs.keep_secrets {
         secrets.push(secret(
             &app_secret_name(&app.name),
             &ns,
@@ -160,7 +165,7 @@ pub fn environment_objects(
             &inputs.secrets,
         ));
     }
-    if let Some(name) = &env.tls_secret {
+    if let Some(name) = env.tls_secret.as_ref().filter(|_| !inputs.keep_secrets) {
         let data = match &inputs.tls {
             Some((cert, key)) => BTreeMap::from([
                 ("tls.crt".to_string(), cert.clone()),

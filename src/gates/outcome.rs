@@ -116,6 +116,34 @@ pub fn exit_contract(kind: ParserKind) -> (&'static [i32], &'static [i32]) {
     }
 }
 
+/// Tools whose stdout is a JSON document on every run that completed, findings or none.
+fn always_reports(kind: ParserKind) -> bool {
+    matches!(
+        kind,
+        ParserKind::PipAudit
+            | ParserKind::Safety
+            | ParserKind::Bandit
+            | ParserKind::DetectSecrets
+            | ParserKind::PipLicenses
+            | ParserKind::Trivy
+    )
+}
+
+/// What a tool's documented exit code means, when it is not one the gate accepts: safety's own
+/// codes (`safety/constants.py`: 65 … 69) say why no scan happened.
+pub fn exit_meaning(kind: ParserKind, code: i32) -> Option<&'static str> {
+    match (kind, code) {
+        (ParserKind::Safety, 65) => Some("safety's API key was refused"),
+        (ParserKind::Safety, 66) => Some("safety's server answered too many requests"),
+        (ParserKind::Safety, 67) => Some("safety could not load its local vulnerability database"),
+        (ParserKind::Safety, 68) => Some(
+            "safety could not fetch its vulnerability database (no network path to its server?)",
+        ),
+        (ParserKind::Safety, 69) => Some("safety's vulnerability database is malformed"),
+        _ => None,
+    }
+}
+
 /// How the image provides a tool, for the "missing tool" message.
 pub fn install_hint(program: &str) -> String {
     let pip = |pkg: &str| {
@@ -158,19 +186,32 @@ pub fn classify(kind: ParserKind, c: Captured<'_>) -> (GateOutcome, Metrics) {
             t
         }
     };
+    let crashed = |message: String| {
+        (
+            GateOutcome::Crashed {
+                status: c.status,
+                message,
+                stderr_tail: tail(),
+            },
+            Metrics::default(),
+        )
+    };
     let (ok, finding_codes) = exit_contract(kind);
     let code = match c.status {
         ExitStatus::Code(code) if ok.contains(&code) => code,
         ExitStatus::Code(_) | ExitStatus::Signal(_) => {
-            let message = format!("ended with {} (expected exit code {})", c.status, list(ok));
-            return (
-                GateOutcome::Crashed {
-                    status: c.status,
-                    message,
-                    stderr_tail: tail(),
-                },
-                Metrics::default(),
+            let meaning = match c.status {
+                ExitStatus::Code(code) => exit_meaning(kind, code)
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default(),
+                ExitStatus::Signal(_) => String::new(),
+            };
+            let message = format!(
+                "ended with {} (expected exit code {}){meaning}",
+                c.status,
+                list(ok)
             );
+            return crashed(message);
         }
     };
     if c.output_truncated {
@@ -189,17 +230,27 @@ pub fn classify(kind: ParserKind, c: Captured<'_>) -> (GateOutcome, Metrics) {
     if kind == ParserKind::DetectSecrets && !c.stderr.iter().all(u8::is_ascii_whitespace) {
         let message =
             "detect-secrets reported an error on stderr, the scan is incomplete".to_string();
-        return (
-            GateOutcome::Crashed {
-                status: c.status,
-                message,
-                stderr_tail: tail(),
-            },
-            Metrics::default(),
-        );
+        return crashed(message);
     }
     if kind == ParserKind::ExitCode {
         return (GateOutcome::Passed, Metrics::default());
+    }
+    // A tool that always prints a JSON document printed nothing, and said something on stderr: it
+    // failed before it wrote a report (pip-audit exits 1 for a traceback as for vulnerabilities).
+    // That is a crash, not a report to parse. (black, flake8 and mypy print nothing when clean.)
+    if always_reports(kind)
+        && c.output.iter().all(u8::is_ascii_whitespace)
+        && !c.stderr.iter().all(u8::is_ascii_whitespace)
+    {
+        let last = tail_text(c.stderr, TAIL_BYTES)
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let message = format!("printed no report (exit code {code}); its stderr ends: {last}");
+        return crashed(message);
     }
     let parsed = match parsers::parse(kind, c.output) {
         Ok(p) => p,
@@ -287,6 +338,35 @@ mod tests {
             },
         )
         .0
+    }
+
+    /// pip-audit without pip in its environment: a traceback on stderr, nothing on stdout, exit
+    /// code 1 (its "vulnerabilities found" code). A crash naming the last stderr line, not a
+    /// parse error; black printing nothing on stdout is a clean run.
+    #[test]
+    fn no_report_with_stderr_is_a_crash() {
+        let err = b"Traceback (most recent call last):\n  File \"x\", line 1\nsubprocess.CalledProcessError: Command '['python3', '-m', 'pip', '--version']' returned non-zero exit status 1.\n";
+        match run(ParserKind::PipAudit, 1, b"", err) {
+            GateOutcome::Crashed { message, .. } => assert_eq!(
+                message,
+                "printed no report (exit code 1); its stderr ends: subprocess.CalledProcessError: Command '['python3', '-m', 'pip', '--version']' returned non-zero exit status 1."
+            ),
+            other => panic!("{other:?}"),
+        }
+        let done = b"All done! \xe2\x9c\xa8 1 file would be left unchanged.\n";
+        assert_eq!(run(ParserKind::Black, 0, b"", done), GateOutcome::Passed);
+    }
+
+    /// safety's own exit codes say why it did not scan.
+    #[test]
+    fn safety_exit_codes_are_named() {
+        match run(ParserKind::Safety, 68, b"", b"") {
+            GateOutcome::Crashed { message, .. } => assert_eq!(
+                message,
+                "ended with exit code 68 (expected exit code 0 or 64): safety could not fetch its vulnerability database (no network path to its server?)"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     /// The recorded broken runs of the real tools all fail their gate.

@@ -439,7 +439,8 @@ pub struct BlueGreenSpec {
     pub service: String,
     /// Service that always selects the idle colour, for checks before the switch.
     pub preview_service: Option<String>,
-    /// URL that reaches the idle colour (`{color}` substituted).
+    /// URL that reaches the idle colour (`{color}` substituted). Without it the idle colour is
+    /// reached through the apiserver's service proxy to its own Service.
     pub preview_url: Option<String>,
     pub shift: ShiftSpec,
     #[serde(with = "duration_text")]

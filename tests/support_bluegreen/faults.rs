@@ -148,6 +148,9 @@ impl<C: BgCluster> BgCluster for Watched<'_, C> {
     async fn canary_weight(&self, weight: u8) -> Result<(), ClusterError> {
         self.inner.canary_weight(weight).await
     }
+    async fn proxy_get(&self, service: &str, path: &str, timeout: Duration) -> Result<u16, String> {
+        self.inner.proxy_get(service, path, timeout).await
+    }
     async fn acquire_lease(
         &self,
         holder: &str,

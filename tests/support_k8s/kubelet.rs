@@ -9,8 +9,11 @@
 //! - a tag ending in `slow-ready`: Running, Ready only [`SLOW_READY`] after binding;
 //! - anything else: Running and Ready.
 //!
-//! The pod IP is never dialled: the [`AddressBook`] maps it to the loopback address of the sample
-//! app process serving that image, which is what the router sends traffic to.
+//! The [`AddressBook`] maps each pod IP to the loopback address of the sample app process serving
+//! that image, which is what the router sends traffic to. Where the pod range is local to this host
+//! (testbed/up.sh routes `10.244.0.0/16` to `lo`, as `ip route add local` does), the pod IP also
+//! answers on the container's port, forwarding to that process: the apiserver's service and pod
+//! proxies dial pod IPs, and so reach the app as they would through a real kubelet's pod network.
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -164,6 +167,9 @@ impl Drop for Kubelet {
 
 struct PodState {
     ip: String,
+    /// The pod IP's listener on the container port, when the pod range is local (dropped with the
+    /// pod: the task is aborted).
+    _listener: Option<PodListener>,
     image: String,
     behaviour: Behaviour,
     restarts: i32,
@@ -220,8 +226,21 @@ async fn run(client: Client, namespace: String, node: String, book: AddressBook)
                         let ip = format!("10.244.{octet}.{next_ip}");
                         next_ip += 1;
                         book.assign(&ip, &image);
+                        let port = pod
+                            .spec
+                            .as_ref()
+                            .and_then(|s| s.containers.first())
+                            .and_then(|c| c.ports.as_ref())
+                            .and_then(|p| p.first())
+                            .and_then(|p| u16::try_from(p.container_port).ok())
+                            .unwrap_or(8080);
+                        let listener = match book.backend(&ip) {
+                            Some(backend) => PodListener::start(&ip, port, backend).await,
+                            None => None,
+                        };
                         let behaviour = behaviour_of(&image);
                         let st = PodState {
+                            _listener: listener,
                             ip,
                             behaviour,
                             image,
@@ -263,6 +282,42 @@ async fn run(client: Client, namespace: String, node: String, book: AddressBook)
             }
         }
     }
+}
+
+/// `pod_ip:port` forwarding every connection to the app process at `backend`.
+struct PodListener {
+    task: JoinHandle<()>,
+}
+
+impl PodListener {
+    /// `None` when the address cannot be bound here (the pod range is not local).
+    async fn start(pod_ip: &str, port: u16, backend: SocketAddr) -> Option<PodListener> {
+        let listener = tokio::net::TcpListener::bind((pod_ip, port)).await.ok()?;
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(backend).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Some(PodListener { task })
+    }
+}
+
+impl Drop for PodListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Whether pod IPs are local addresses here (testbed/up.sh's `local 10.244.0.0/16` route), so
+/// the apiserver's proxies reach the stand-in pods.
+pub async fn pod_range_is_local() -> bool {
+    tokio::net::TcpListener::bind(("10.244.255.254", 0))
+        .await
+        .is_ok()
 }
 
 async fn report(pods: &Api<Pod>, name: &str, pod: &Pod, st: &PodState) -> kube::Result<Pod> {
