@@ -149,6 +149,10 @@ pub struct PlannedTrigger {
 pub enum PlanError {
     #[error("plan environment override `{0}`: no such environment in the policy")]
     UnknownEnvironment(String),
+    /// `rollback`, `promote`, `cleanup` act on the environment they are given or on none: never
+    /// on the branch's own environment in its place.
+    #[error("{0}")]
+    OverrideRefused(String),
     #[error("plan the objects of environment {environment}: {reason}")]
     Objects { environment: String, reason: String },
     #[error(transparent)]
@@ -198,13 +202,25 @@ pub fn plan(req: &PlanRequest, policy: &Policy) -> Result<Plan, PlanError> {
             return Err(PlanError::UnknownEnvironment(o.clone()));
         };
         let branch_deploys_there = rule.environment.as_deref() == Some(o.as_str());
-        if branch_deploys_there || !target.protection.protected_branches_only {
+        // `setup` protects every branch a literal rule names: those are the protected branches.
+        let branch_protected = rule.is_literal();
+        if branch_deploys_there || branch_protected || !target.protection.protected_branches_only {
             env_name = Some(o.clone());
         } else {
-            override_refused = Some(format!(
-                "environment override `{o}` refused: branch `{}` does not deploy there and `{o}` accepts protected branches only",
+            let reason = format!(
+                "environment override `{o}` refused: branch `{}` does not deploy there and `{o}` accepts protected branches only (the branches literal rules name)",
                 req.branch
-            ));
+            );
+            if matches!(
+                req.command,
+                Command::Rollback | Command::Promote | Command::Cleanup
+            ) {
+                return Err(PlanError::OverrideRefused(format!(
+                    "{}: {reason}; nothing was changed",
+                    req.command.as_str()
+                )));
+            }
+            override_refused = Some(reason);
         }
     }
     let env = env_name.as_ref().and_then(|n| policy.environments.get(n));

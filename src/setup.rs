@@ -54,7 +54,7 @@ pub fn check_name(gate: &str) -> String {
 pub fn desired(policy: &Policy) -> SetupPlan {
     let mut plan = SetupPlan::default();
     for rule in &policy.branches {
-        if rule.pattern.contains(['*', '?', '[', '{']) {
+        if !rule.is_literal() {
             plan.not_applied.push(format!(
                 "branch rule `{}`: classic branch protection takes literal branch names; protect the pattern with a repository ruleset",
                 rule.pattern

@@ -21,8 +21,9 @@ async fn conflict_is_retried_with_a_fresh_read() -> anyhow::Result<()> {
     let cm: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": RACE}, "data": {"a": "1"}}))?;
     admin.create(&PostParams::default(), &cm).await?;
-    let ours: Api<ConfigMap> = Api::namespaced(fx.deployer(None).await?, &fx.ns);
-    let (_, retries) = retry_on_conflict("configmap fm-deploy-state", 5, |attempt| {
+    let deployer = fx.deployer(None).await?;
+    let ours: Api<ConfigMap> = Api::namespaced(deployer.clone(), &fx.ns);
+    let (_, retries) = retry_on_conflict("configmap fm-deploy-state", 5, &deployer, |attempt| {
         let (ours, admin) = (ours.clone(), admin.clone());
         async move {
             let mut cm = ours.get(RACE).await?;

@@ -448,7 +448,10 @@ async fn manual_rollback_with_nothing_to_go_back_to_fails_closed() {
         .await;
     assert!(!run.success, "{}", run.log);
     assert_eq!(run.job_results("rollback"), vec![false]);
-    run.assert_says("rollback", "::error::");
+    run.assert_says(
+        "rollback",
+        "rollback `staging`: the state record has no earlier successful image than (none)",
+    );
     assert_eq!(bed.image_of(APP).await, None);
     bed.finish().await;
 }

@@ -208,6 +208,32 @@ fn dispatch_override_to_protected_environment_refused() {
     );
 }
 
+/// A manual rollback of staging dispatched from `main` (a protected branch: a literal rule, which
+/// `setup` protects) acts on staging; from an unprotected branch it is refused outright — never a
+/// rollback of the branch's own environment in its place.
+#[test]
+fn manual_commands_act_on_the_override_or_on_nothing() {
+    let mut r = req("main", Trigger::WorkflowDispatch);
+    r.command = Command::Rollback;
+    r.environment_override = Some("staging".into());
+    let p = plan(&r, &example()).unwrap();
+    assert_eq!(p.environment.as_deref(), Some("staging"));
+
+    for command in [Command::Rollback, Command::Promote, Command::Cleanup] {
+        let mut r = req("feature/x", Trigger::WorkflowDispatch);
+        r.command = command;
+        r.environment_override = Some("staging".into());
+        let e = plan(&r, &example()).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: environment override `staging` refused: branch `feature/x` does not deploy there and `staging` accepts protected branches only (the branches literal rules name); nothing was changed",
+                command.as_str()
+            )
+        );
+    }
+}
+
 /// An override naming no environment is an error, not a silent fallback.
 #[test]
 fn dispatch_override_unknown_environment() {

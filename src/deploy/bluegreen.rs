@@ -802,6 +802,12 @@ pub fn step(state: &BgState, cfg: &BgConfig, event: Event) -> Transition {
                 },
             )
         }
+        (Phase::Empty, Event::ManualRollback { .. }) => finish(
+            s,
+            Outcome::Refused {
+                reason: "nothing was released here yet: there is no colour to roll back to".into(),
+            },
+        ),
         (_, Event::ManualRollback { .. }) => finish(
             s,
             Outcome::Refused {
@@ -961,6 +967,21 @@ mod tests {
             ],
         );
         s
+    }
+
+    /// A manual rollback where nothing was ever released says so (not "in flight").
+    #[test]
+    fn manual_rollback_of_an_empty_environment_says_nothing_was_released() {
+        let t = step(
+            &BgState::default(),
+            &cfg(),
+            Event::ManualRollback { now: t(1) },
+        );
+        assert!(
+            matches!(&t.action, Action::Finish(Outcome::Refused { reason }) if reason.starts_with("nothing was released here yet")),
+            "{:?}",
+            t.action
+        );
     }
 
     /// Protects the pending revert: a run that must end before its revert lands records

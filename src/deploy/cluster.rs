@@ -369,10 +369,12 @@ impl KubeCluster {
         let what = format!("apply {kind} {ns}/{name}");
         // A forced server-side apply carries no resourceVersion: re-sending it is the re-apply.
         let patch = Patch::Apply(obj);
-        retry_write(&what, self.writes, |_| api.patch(&name, &pp, &patch))
-            .await
-            .map(|(v, _)| v)
-            .map_err(|e| ClusterError::apply(&kind, ns, &name, e))
+        retry_write(&what, self.writes, &self.client, |_| {
+            api.patch(&name, &pp, &patch)
+        })
+        .await
+        .map(|(v, _)| v)
+        .map_err(|e| ClusterError::apply(&kind, ns, &name, e))
     }
 }
 
@@ -480,6 +482,7 @@ impl Default for WritePolicy {
 pub async fn retry_write<T, F, Fut>(
     what: &str,
     policy: WritePolicy,
+    client: &kube::Client,
     mut attempt: F,
 ) -> Result<(T, u32), kube::Error>
 where
@@ -496,8 +499,12 @@ where
             Err(e) => e,
         };
         let class = match is_retryable(&e) {
-            // A restarted apiserver refuses until its authorizer has read the Roles.
-            RetryClass::Permanent if forbidden(&e).is_some() && warming() => {
+            // A restarted apiserver refuses until its authorizer has read the Roles: a 403 is
+            // final only from an apiserver that was reachable lately and says it is ready.
+            RetryClass::Permanent
+                if forbidden(&e).is_some()
+                    && (warming() || !crate::deploy::forbidden::apiserver_ready(client).await) =>
+            {
                 RetryClass::Transient { after: None }
             }
             RetryClass::Transient { after } => {
@@ -533,6 +540,7 @@ where
 pub async fn retry_on_conflict<T, F, Fut>(
     what: &str,
     attempts: u32,
+    client: &kube::Client,
     attempt: F,
 ) -> Result<(T, u32), ClusterError>
 where
@@ -543,16 +551,18 @@ where
         max_conflicts: attempts.saturating_sub(1),
         ..WritePolicy::DEFAULT
     };
-    retry_write(what, policy, attempt).await.map_err(|e| {
-        if is_conflict(&e) {
-            ClusterError::Conflict {
-                what: what.into(),
-                attempts,
+    retry_write(what, policy, client, attempt)
+        .await
+        .map_err(|e| {
+            if is_conflict(&e) {
+                ClusterError::Conflict {
+                    what: what.into(),
+                    attempts,
+                }
+            } else {
+                ClusterError::write(what, e)
             }
-        } else {
-            ClusterError::write(what, e)
-        }
-    })
+        })
 }
 
 /// Watch retries: quick (200 ms doubling to 2 s) so a restarted apiserver is picked up within
@@ -919,7 +929,7 @@ impl Cluster for KubeCluster {
     ) -> Result<StateRecord, ClusterError> {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
         let what = format!("configmap {namespace}/{STATE_CONFIGMAP}");
-        let (record, _) = retry_on_conflict(&what, 8, |_| {
+        let (record, _) = retry_on_conflict(&what, 8, &self.client, |_| {
             let api = api.clone();
             let rec = rec.clone();
             async move {
@@ -974,10 +984,12 @@ impl Cluster for KubeCluster {
             ..self.writes
         };
         loop {
-            let current = retry_write(&format!("read {what}"), reads, |_| api.get_opt(name))
-                .await
-                .map(|(l, _)| l)
-                .map_err(|e| ClusterError::read(what.clone(), e))?;
+            let current = retry_write(&format!("read {what}"), reads, &self.client, |_| {
+                api.get_opt(name)
+            })
+            .await
+            .map(|(l, _)| l)
+            .map_err(|e| ClusterError::read(what.clone(), e))?;
             let attempt = match &current {
                 None => api
                     .create(

@@ -259,7 +259,7 @@ impl KubeColors {
         Fut: Future<Output = Result<T, kube::Error>>,
     {
         let label = format!("{what} {}/{name}", self.spec.namespace);
-        retry_write(&label, policy, attempt)
+        retry_write(&label, policy, &self.client, attempt)
             .await
             .map(|(v, _)| v)
             .map_err(self.err(what, name))

@@ -35,6 +35,20 @@ pub fn warming() -> bool {
         .is_some_and(|t| t.elapsed() < WARMUP)
 }
 
+/// Whether the apiserver says it is ready (`GET /readyz`, which every identity may read). A 403 from
+/// one that is not is not final: measured on the testbed, a restarted apiserver refuses
+/// ServiceAccount requests for its first half second, while `/readyz` answers nothing or 500 for
+/// its first three — a restart [`warming`] cannot see when no request of this run was in flight.
+pub async fn apiserver_ready(client: &kube::Client) -> bool {
+    let Ok(request) = http::Request::get("/readyz").body(Vec::new()) else {
+        return true;
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), client.request_text(request)).await,
+        Ok(Ok(_))
+    )
+}
+
 /// What a watch error means to a loop that re-watches: `Some` for a final refusal (stop and
 /// report it); `None` to retry — a 403 while [`warming`], or any other error (which is noted as
 /// the apiserver being unreachable).

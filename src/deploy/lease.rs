@@ -88,6 +88,7 @@ pub async fn keep(
     lost: Arc<Mutex<Option<LeaseLoss>>>,
 ) {
     let every = (duration / 3).max(Duration::from_millis(200));
+    let client = kube::Client::from(api.clone());
     let mut last_ok = Instant::now();
     let set = |loss: LeaseLoss| {
         tracing::error!(lease = %name, %loss, "lost the deploy lease");
@@ -105,7 +106,7 @@ pub async fn keep(
             ..WritePolicy::DEFAULT
         };
         let what = format!("renew lease {name}");
-        let renewed = retry_write(&what, policy, |_| {
+        let renewed = retry_write(&what, policy, &client, |_| {
             let (api, name, me) = (api.clone(), name.clone(), me.clone());
             async move {
                 let mut current = api.get(&name).await?;

@@ -109,6 +109,14 @@ pub struct BranchRule {
     pub diff_scope: Option<DiffScope>,
 }
 
+impl BranchRule {
+    /// The pattern names one branch (no glob): classic branch protection, which `setup` writes,
+    /// applies to it.
+    pub fn is_literal(&self) -> bool {
+        !self.pattern.contains(['*', '?', '[', '{'])
+    }
+}
+
 /// On pull requests: which findings count against the gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
