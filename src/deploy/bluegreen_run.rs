@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -461,7 +462,7 @@ async fn with_lease<C: BgCluster, M: MetricsSource, P: Progress>(
         release_time: None,
         revert_waited: None,
     };
-    let result = drive(&mut cx, first).await;
+    let result = Box::pin(drive(&mut cx, first)).await;
     let released = cluster.release_lease(&cfg.holder).await;
     let report = result?;
     released?;
@@ -551,190 +552,254 @@ async fn drive<C: BgCluster, M: MetricsSource, P: Progress>(
         });
         tracing::info!(phase = ?tr.state.phase, action = %describe(&tr.action), "blue-green");
 
-        let event = match tr.action.clone() {
+        // Each action runs in its own boxed future: the loop's frame stays small however many
+        // actions there are (debug builds give every await its own stack slot).
+        let next = match tr.action.clone() {
             Action::Finish(outcome) => return Ok(cx.report(RunEnd::Finished(outcome), tr.state)),
             Action::Pause => return Ok(cx.report(RunEnd::Paused, tr.state)),
             Action::DeployIdle {
                 color,
                 image,
                 replicas,
-            } => {
-                let cluster = cx.cluster;
-                let deadline = cfg.ready_deadline;
-                let work = async move {
-                    cluster.apply_color(color, &image, replicas).await?;
-                    cluster.preview(color).await?;
-                    cluster.wait_ready(color, deadline).await
-                };
-                match cx.cancellable(work).await? {
-                    None => Event::Cancel,
-                    Some(Ok(())) => {
-                        cx.ready_at = Some(Instant::now());
-                        Event::Ready
-                    }
-                    Some(Err(e @ ClusterError::NotReady { .. })) => Event::NotReady {
-                        reason: e.to_string(),
-                    },
-                    Some(Err(e)) => return Err(e.into()),
-                }
-            }
+            } => Next::Event(cx.bring_up(color, Some(image), replicas).await?),
             Action::ScaleUp { color, replicas } => {
-                let cluster = cx.cluster;
-                let deadline = cfg.ready_deadline;
-                let work = async move {
-                    cluster.scale(color, replicas).await?;
-                    cluster.preview(color).await?;
-                    cluster.wait_ready(color, deadline).await
-                };
-                match cx.cancellable(work).await? {
-                    None => Event::Cancel,
-                    Some(Ok(())) => Event::Ready,
-                    Some(Err(e @ ClusterError::NotReady { .. })) => Event::NotReady {
-                        reason: e.to_string(),
-                    },
-                    Some(Err(e)) => return Err(e.into()),
-                }
+                Next::Event(cx.bring_up(color, None, replicas).await?)
             }
-            Action::HealthCheck { color } => {
-                let (http, cluster) = (cx.http.clone(), cx.cluster);
-                let check = async move { health_check(cluster, &http, cfg, color, false).await };
-                match cx.cancellable(check).await? {
-                    None => Event::Cancel,
-                    Some(Ok(())) => {
-                        cx.checked_at = Some(Instant::now());
-                        Event::HealthPassed
-                    }
-                    Some(Err(reason)) => Event::HealthFailed { reason },
-                }
-            }
+            Action::HealthCheck { color } => Next::Event(cx.health(color).await?),
             Action::Shift {
                 step: n,
                 percent,
                 to,
                 from,
-            } => {
-                match cfg.bg.shift {
-                    ShiftKind::NginxCanary => cx.cluster.canary_weight(percent).await?,
-                    ShiftKind::ReplicaRatio => {
-                        let (old, new) = ratio_replicas(cfg.bg.replicas, percent);
-                        cx.cluster.scale(from, old).await?;
-                        cx.cluster.scale(to, new).await?;
-                        cx.cluster.switch(Selector::Both, &tr.state).await?;
-                        cx.cluster.wait_ready(from, cfg.ready_deadline).await?;
-                        cx.cluster.wait_ready(to, cfg.ready_deadline).await?;
-                    }
-                    ShiftKind::None => {}
-                }
-                cx.watch(to, cfg.shift_pause, Some(n), true).await?
+            } => Next::Event(cx.shift(&tr.state, n, percent, to, from).await?),
+            Action::Switch { to } => Next::Then(cx.switch(&tr.state, to, &mut written).await?),
+            Action::Monitor { color, window } => {
+                Next::Event(cx.watch(color, window, None, false).await?)
             }
-            Action::Switch { to } => {
-                if cfg.bg.shift == ShiftKind::ReplicaRatio && tr.state.active.is_some() {
-                    // Full size before it takes all traffic.
-                    cx.cluster.scale(to, cfg.bg.replicas).await?;
-                    cx.cluster.wait_ready(to, cfg.ready_deadline).await?;
-                }
-                let now = Utc::now();
-                let after = step(&tr.state, &cfg.bg, Event::Switched { now });
-                // The selector and the record move together: one PATCH.
-                cx.cluster.switch(Selector::Only(to), &after.state).await?;
-                written = after.state.clone();
-                let switched = Instant::now();
-                cx.ready_to_switch = cx.ready_at.map(|r| switched - r);
-                cx.checked_to_switch = cx.checked_at.map(|c| switched - c);
-                cx.release_time = Some(switched - cx.started);
-                cx.timeline.push(TimelineEntry {
-                    at: Utc::now(),
-                    what: format!("selector on {to}"),
-                });
-                if cfg.bg.shift == ShiftKind::NginxCanary {
-                    cx.cluster.canary_weight(0).await?;
-                }
-                if cfg.bg.shift == ShiftKind::ReplicaRatio
-                    && let Some(prev) = tr.state.active
-                {
-                    // The previous colour stays at full size for a quick rollback.
-                    cx.cluster.scale(prev, cfg.bg.replicas).await?;
-                }
-                tr = after;
-                continue;
-            }
-            Action::Monitor { color, window } => cx.watch(color, window, None, false).await?,
             Action::Revert { to, scale_down } => {
-                let after = step(&tr.state, &cfg.bg, Event::Reverted);
-                // Whatever carries traffic to the failed colour goes first: the canary weight while
-                // shifting (the selector never left `to`), the selector once switched.
-                let canary = cfg.bg.shift == ShiftKind::NginxCanary;
-                let switched = tr.state.active == tr.state.target;
-                // Retried for as long as the run may live; nothing else happens meanwhile.
-                let within = cfg.run_deadline.saturating_sub(cx.started.elapsed());
-                let asked = Instant::now();
-                let mut cancel = cx.cancel.clone();
-                let landed = tokio::select! {
-                    biased;
-                    r = cx.cluster.revert(Selector::Only(to), &after.state, canary && !switched, within) => Some(r),
-                    () = async { cancelled(&mut cancel).await; tokio::time::sleep(CANCEL_GRACE).await } => None,
-                };
-                let waited = asked.elapsed();
-                cx.revert_waited = Some(waited);
-                let reason = match landed {
-                    Some(Ok(())) => None,
-                    Some(Err(e)) => Some(format!(
-                        "gave up after {}: {e}",
-                        humantime::format_duration(round_ms(waited))
-                    )),
-                    None => Some(format!(
-                        "cancelled; the revert had not landed {} after that ({} in all)",
-                        humantime::format_duration(CANCEL_GRACE),
-                        humantime::format_duration(round_ms(waited))
-                    )),
-                };
-                if let Some(reason) = reason {
-                    tr = step(&tr.state, &cfg.bg, Event::RevertAbandoned { reason });
-                    continue;
-                }
-                written = after.state.clone();
-                let reverted = Instant::now();
-                if canary && switched {
-                    cx.cluster.canary_weight(0).await?;
-                }
-                if let (Some(f), Some(start)) = (cx.fired.as_mut(), cx.monitor_start)
-                    && let Some(l) = f.latency.as_mut()
-                {
-                    l.reverted_at = reverted - start;
-                }
-                cx.timeline.push(TimelineEntry {
-                    at: Utc::now(),
-                    what: format!(
-                        "selector back on {to} (revert waited {})",
-                        humantime::format_duration(round_ms(waited))
-                    ),
-                });
-                if cfg.bg.shift == ShiftKind::ReplicaRatio {
-                    cx.cluster.scale(to, cfg.bg.replicas).await?;
-                }
-                if let Some(c) = scale_down {
-                    cx.cluster.scale(c, 0).await?;
-                }
-                tr = after;
-                continue;
+                Next::Then(cx.revert(&tr.state, to, scale_down, &mut written).await?)
             }
             Action::Abandon { color, outcome } => {
                 if cfg.bg.shift == ShiftKind::NginxCanary {
                     cx.cluster.canary_weight(0).await?;
                 }
                 cx.cluster.scale(color, 0).await?;
-                tr = Transition {
-                    state: tr.state,
+                Next::Then(Transition {
+                    state: tr.state.clone(),
                     action: Action::Finish(outcome),
-                };
-                continue;
+                })
             }
             Action::ScaleDown { color } => {
                 cx.cluster.scale(color, 0).await?;
-                Event::ScaledDown
+                Next::Event(Event::ScaledDown)
             }
         };
-        tr = step(&tr.state, &cfg.bg, event);
+        tr = match next {
+            Next::Event(event) => step(&tr.state, &cfg.bg, event),
+            Next::Then(t) => t,
+        };
+    }
+}
+
+/// One action of the driver as a boxed future: built in its method's own short frame and polled
+/// from the heap, so the driver's frame holds a pointer instead of every action's state (in debug
+/// builds each await's future has its own stack slot, and the sum overflowed a 2 MiB test thread).
+type Boxed<'s, T> = Pin<Box<dyn Future<Output = Result<T, BgError>> + Send + 's>>;
+
+/// Where performing an action leads: an event for the state machine, or the next transition
+/// itself (the switch and the revert step the machine as their PATCH lands).
+enum Next {
+    Event(Event),
+    Then(Transition),
+}
+
+impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
+    /// `DeployIdle` (with `image`) or `ScaleUp` (without): `color` at `replicas`, previewed, and
+    /// waited for until Ready, cancellable.
+    fn bring_up<'s>(
+        &'s mut self,
+        color: Color,
+        image: Option<String>,
+        replicas: u32,
+    ) -> Boxed<'s, Event> {
+        Box::pin(async move {
+            let cluster = self.cluster;
+            let deadline = self.cfg.ready_deadline;
+            let deploying = image.is_some();
+            let work = async move {
+                match &image {
+                    Some(image) => cluster.apply_color(color, image, replicas).await?,
+                    None => cluster.scale(color, replicas).await?,
+                }
+                cluster.preview(color).await?;
+                cluster.wait_ready(color, deadline).await
+            };
+            Ok(match self.cancellable(work).await? {
+                None => Event::Cancel,
+                Some(Ok(())) => {
+                    if deploying {
+                        self.ready_at = Some(Instant::now());
+                    }
+                    Event::Ready
+                }
+                Some(Err(e @ ClusterError::NotReady { .. })) => Event::NotReady {
+                    reason: e.to_string(),
+                },
+                Some(Err(e)) => return Err(e.into()),
+            })
+        })
+    }
+
+    /// `HealthCheck`: the idle colour's health endpoint until it passes or its deadline.
+    fn health<'s>(&'s mut self, color: Color) -> Boxed<'s, Event> {
+        Box::pin(async move {
+            let (http, cluster, cfg) = (self.http.clone(), self.cluster, self.cfg);
+            let check = async move { health_check(cluster, &http, cfg, color, false).await };
+            Ok(match self.cancellable(check).await? {
+                None => Event::Cancel,
+                Some(Ok(())) => {
+                    self.checked_at = Some(Instant::now());
+                    Event::HealthPassed
+                }
+                Some(Err(reason)) => Event::HealthFailed { reason },
+            })
+        })
+    }
+
+    /// `Shift` step `n`: `percent` of the traffic to `to`, then watched for the shift pause.
+    fn shift<'s>(
+        &'s mut self,
+        state: &'s BgState,
+        n: usize,
+        percent: u8,
+        to: Color,
+        from: Color,
+    ) -> Boxed<'s, Event> {
+        Box::pin(async move {
+            let cfg = self.cfg;
+            match cfg.bg.shift {
+                ShiftKind::NginxCanary => self.cluster.canary_weight(percent).await?,
+                ShiftKind::ReplicaRatio => {
+                    let (old, new) = ratio_replicas(cfg.bg.replicas, percent);
+                    self.cluster.scale(from, old).await?;
+                    self.cluster.scale(to, new).await?;
+                    self.cluster.switch(Selector::Both, state).await?;
+                    self.cluster.wait_ready(from, cfg.ready_deadline).await?;
+                    self.cluster.wait_ready(to, cfg.ready_deadline).await?;
+                }
+                ShiftKind::None => {}
+            }
+            self.watch(to, cfg.shift_pause, Some(n), true).await
+        })
+    }
+
+    /// `Switch`: the selector and the record move to `to` in one PATCH.
+    fn switch<'s>(
+        &'s mut self,
+        state: &'s BgState,
+        to: Color,
+        written: &'s mut BgState,
+    ) -> Boxed<'s, Transition> {
+        Box::pin(async move {
+            let cfg = self.cfg;
+            if cfg.bg.shift == ShiftKind::ReplicaRatio && state.active.is_some() {
+                // Full size before it takes all traffic.
+                self.cluster.scale(to, cfg.bg.replicas).await?;
+                self.cluster.wait_ready(to, cfg.ready_deadline).await?;
+            }
+            let now = Utc::now();
+            let after = step(state, &cfg.bg, Event::Switched { now });
+            self.cluster
+                .switch(Selector::Only(to), &after.state)
+                .await?;
+            *written = after.state.clone();
+            let switched = Instant::now();
+            self.ready_to_switch = self.ready_at.map(|r| switched - r);
+            self.checked_to_switch = self.checked_at.map(|c| switched - c);
+            self.release_time = Some(switched - self.started);
+            self.timeline.push(TimelineEntry {
+                at: Utc::now(),
+                what: format!("selector on {to}"),
+            });
+            if cfg.bg.shift == ShiftKind::NginxCanary {
+                self.cluster.canary_weight(0).await?;
+            }
+            if cfg.bg.shift == ShiftKind::ReplicaRatio
+                && let Some(prev) = state.active
+            {
+                // The previous colour stays at full size for a quick rollback.
+                self.cluster.scale(prev, cfg.bg.replicas).await?;
+            }
+            Ok(after)
+        })
+    }
+
+    /// `Revert`: traffic back to `to`, retried for as long as the run may live; nothing else
+    /// happens meanwhile. Gives up (revert pending) only at the run's deadline or on cancellation.
+    fn revert<'s>(
+        &'s mut self,
+        state: &'s BgState,
+        to: Color,
+        scale_down: Option<Color>,
+        written: &'s mut BgState,
+    ) -> Boxed<'s, Transition> {
+        Box::pin(async move {
+            let cfg = self.cfg;
+            let after = step(state, &cfg.bg, Event::Reverted);
+            // Whatever carries traffic to the failed colour goes first: the canary weight while
+            // shifting (the selector never left `to`), the selector once switched.
+            let canary = cfg.bg.shift == ShiftKind::NginxCanary;
+            let switched = state.active == state.target;
+            let within = cfg.run_deadline.saturating_sub(self.started.elapsed());
+            let asked = Instant::now();
+            let mut cancel = self.cancel.clone();
+            let landed = tokio::select! {
+                biased;
+                r = self.cluster.revert(Selector::Only(to), &after.state, canary && !switched, within) => Some(r),
+                () = async { cancelled(&mut cancel).await; tokio::time::sleep(CANCEL_GRACE).await } => None,
+            };
+            let waited = asked.elapsed();
+            self.revert_waited = Some(waited);
+            let reason = match landed {
+                Some(Ok(())) => None,
+                Some(Err(e)) => Some(format!(
+                    "gave up after {}: {e}",
+                    humantime::format_duration(round_ms(waited))
+                )),
+                None => Some(format!(
+                    "cancelled; the revert had not landed {} after that ({} in all)",
+                    humantime::format_duration(CANCEL_GRACE),
+                    humantime::format_duration(round_ms(waited))
+                )),
+            };
+            if let Some(reason) = reason {
+                return Ok(step(state, &cfg.bg, Event::RevertAbandoned { reason }));
+            }
+            *written = after.state.clone();
+            let reverted = Instant::now();
+            if canary && switched {
+                self.cluster.canary_weight(0).await?;
+            }
+            if let (Some(f), Some(start)) = (self.fired.as_mut(), self.monitor_start)
+                && let Some(l) = f.latency.as_mut()
+            {
+                l.reverted_at = reverted - start;
+            }
+            self.timeline.push(TimelineEntry {
+                at: Utc::now(),
+                what: format!(
+                    "selector back on {to} (revert waited {})",
+                    humantime::format_duration(round_ms(waited))
+                ),
+            });
+            if cfg.bg.shift == ShiftKind::ReplicaRatio {
+                self.cluster.scale(to, cfg.bg.replicas).await?;
+            }
+            if let Some(c) = scale_down {
+                self.cluster.scale(c, 0).await?;
+            }
+            Ok(after)
+        })
     }
 }
 
@@ -796,86 +861,88 @@ impl<C: BgCluster, M: MetricsSource, P: Progress> Ctx<'_, C, M, P> {
     }
 
     /// Samples every trigger against `color` every `sample_every` for `window`; returns the event.
-    async fn watch(
-        &mut self,
+    fn watch<'s>(
+        &'s mut self,
         color: Color,
         window: Duration,
         shift_step: Option<usize>,
         hold: bool,
-    ) -> Result<Event, BgError> {
-        let spec = &self.cfg.rollback;
-        let start = Instant::now();
-        self.monitor_start = Some(start);
-        self.series = spec.triggers.iter().map(TriggerSeries::new).collect();
-        let mut last_progress: Option<Instant> = None;
-        let mut last_renew = Instant::now();
-        let mut tick = start;
-        loop {
-            if last_renew.elapsed() >= self.renew_every() {
-                self.renew("monitoring").await?;
-                last_renew = Instant::now();
-            }
-            let values = futures::future::join_all(
-                spec.triggers
-                    .iter()
-                    .map(|t| self.sample(&t.source, color, shift_step.is_none())),
-            )
-            .await;
-            let at = start.elapsed();
-            for (s, v) in self.series.iter_mut().zip(values) {
-                s.push(at, v);
-            }
-            let v = verdict(&self.series, spec.on_no_data, spec.min_data, at, window);
-            if last_progress.is_none_or(|p| p.elapsed() >= self.cfg.progress_every)
-                || v != MonitorVerdict::Continue
-            {
-                last_progress = Some(Instant::now());
-                let snapshot = self.snapshot(color, shift_step, at, window, spec.on_no_data);
-                self.progress.monitoring(&snapshot).await;
-            }
-            match v {
-                MonitorVerdict::Fire {
-                    trigger,
-                    satisfied_at,
-                    detected_at,
-                } => {
-                    let series = self.series.iter().find(|s| s.name == trigger);
-                    self.fired = Some(FiredTrigger {
-                        name: trigger.clone(),
-                        above: series.map_or(0.0, |s| s.condition.above),
-                        samples: series.map(|s| s.samples.clone()).unwrap_or_default(),
-                        latency: Some(DecisionLatency {
-                            satisfied_at,
-                            detected_at,
-                            reverted_at: detected_at,
-                        }),
-                    });
-                    return Ok(Event::TriggerFired { trigger });
+    ) -> Boxed<'s, Event> {
+        Box::pin(async move {
+            let spec = &self.cfg.rollback;
+            let start = Instant::now();
+            self.monitor_start = Some(start);
+            self.series = spec.triggers.iter().map(TriggerSeries::new).collect();
+            let mut last_progress: Option<Instant> = None;
+            let mut last_renew = Instant::now();
+            let mut tick = start;
+            loop {
+                if last_renew.elapsed() >= self.renew_every() {
+                    self.renew("monitoring").await?;
+                    last_renew = Instant::now();
                 }
-                MonitorVerdict::Passed => {
-                    return Ok(if hold {
-                        Event::StepHeld
-                    } else {
-                        Event::MonitorPassed { now: Utc::now() }
-                    });
+                let values = futures::future::join_all(
+                    spec.triggers
+                        .iter()
+                        .map(|t| self.sample(&t.source, color, shift_step.is_none())),
+                )
+                .await;
+                let at = start.elapsed();
+                for (s, v) in self.series.iter_mut().zip(values) {
+                    s.push(at, v);
                 }
-                MonitorVerdict::Inconclusive { detail } => {
-                    tracing::warn!(%detail, "monitoring window inconclusive");
-                    return Ok(Event::Inconclusive {
-                        detail,
-                        then: spec.on_inconclusive,
-                    });
+                let v = verdict(&self.series, spec.on_no_data, spec.min_data, at, window);
+                if last_progress.is_none_or(|p| p.elapsed() >= self.cfg.progress_every)
+                    || v != MonitorVerdict::Continue
+                {
+                    last_progress = Some(Instant::now());
+                    let snapshot = self.snapshot(color, shift_step, at, window, spec.on_no_data);
+                    self.progress.monitoring(&snapshot).await;
                 }
-                MonitorVerdict::Continue => {}
+                match v {
+                    MonitorVerdict::Fire {
+                        trigger,
+                        satisfied_at,
+                        detected_at,
+                    } => {
+                        let series = self.series.iter().find(|s| s.name == trigger);
+                        self.fired = Some(FiredTrigger {
+                            name: trigger.clone(),
+                            above: series.map_or(0.0, |s| s.condition.above),
+                            samples: series.map(|s| s.samples.clone()).unwrap_or_default(),
+                            latency: Some(DecisionLatency {
+                                satisfied_at,
+                                detected_at,
+                                reverted_at: detected_at,
+                            }),
+                        });
+                        return Ok(Event::TriggerFired { trigger });
+                    }
+                    MonitorVerdict::Passed => {
+                        return Ok(if hold {
+                            Event::StepHeld
+                        } else {
+                            Event::MonitorPassed { now: Utc::now() }
+                        });
+                    }
+                    MonitorVerdict::Inconclusive { detail } => {
+                        tracing::warn!(%detail, "monitoring window inconclusive");
+                        return Ok(Event::Inconclusive {
+                            detail,
+                            then: spec.on_inconclusive,
+                        });
+                    }
+                    MonitorVerdict::Continue => {}
+                }
+                tick += spec.sample_every;
+                let mut cancel = self.cancel.clone();
+                tokio::select! {
+                    biased;
+                    () = cancelled(&mut cancel) => return Ok(Event::Cancel),
+                    () = tokio::time::sleep_until(tick.into()) => {}
+                }
             }
-            tick += spec.sample_every;
-            let mut cancel = self.cancel.clone();
-            tokio::select! {
-                biased;
-                () = cancelled(&mut cancel) => return Ok(Event::Cancel),
-                () = tokio::time::sleep_until(tick.into()) => {}
-            }
-        }
+        })
     }
 
     fn snapshot(
